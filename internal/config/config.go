@@ -17,8 +17,10 @@ type Config struct {
 	// Default: http://<Addr>.
 	PublicOrigin string `toml:"public_origin"`
 	// Dev enables development mode: the dev mailbox at /dev/mailbox, seeded
-	// sandbox balances. On by default for the embedded SQLite default only
-	// when no database DSN is configured.
+	// sandbox balances. When dev is not set explicitly (file, MOAT_DEV or
+	// --dev), it is on exactly when the driver is sqlite and no SMTP host is
+	// set: the embedded default, where e-mail has nowhere else to go. Setting
+	// an SMTP host or choosing postgres turns it off unless dev = true.
 	Dev bool `toml:"dev"`
 	// Brand is the product name used in e-mails and page titles.
 	Brand string `toml:"brand"`
@@ -112,10 +114,14 @@ type Log struct {
 	Format string `toml:"format"` // text or json
 }
 
-// Default returns the configuration of the embedded default.
+// Default returns the configuration of the embedded default: SQLite in
+// ./moat-data, no SMTP, so development mode is on. Derived settings
+// (PublicOrigin, the SQLite path, the sender address) are left empty and
+// filled in by ApplyDefaults, so that they follow Addr and DataDir.
 func Default() Config {
 	return Config{
 		Addr:     "127.0.0.1:8080",
+		Dev:      true,
 		DataDir:  "moat-data",
 		Brand:    "moat",
 		Database: Database{Driver: "sqlite"},
