@@ -134,6 +134,7 @@ session_idle = "10m"
 // SMTP host, and an explicit setting always wins.
 func TestDevDefault(t *testing.T) {
 	pg := "postgres://u@127.0.0.1/db"
+	key := testKey
 	tests := []struct {
 		name string
 		args []string
@@ -142,7 +143,7 @@ func TestDevDefault(t *testing.T) {
 	}{
 		{"sqlite, no smtp", nil, nil, true},
 		{"smtp host set", nil, map[string]string{"MOAT_SMTP_HOST": "mail.example.com"}, false},
-		{"postgres", nil, map[string]string{"MOAT_DATABASE_DRIVER": "postgres", "MOAT_DATABASE_DSN": pg}, false},
+		{"postgres", nil, map[string]string{"MOAT_DATABASE_DRIVER": "postgres", "MOAT_DATABASE_DSN": pg, "MOAT_ENCRYPTION_KEY": key}, false},
 		{"explicit env on with smtp", nil, map[string]string{"MOAT_SMTP_HOST": "mail.example.com", "MOAT_DEV": "true"}, true},
 		{"explicit flag off", []string{"--dev=false"}, nil, false},
 		{"flag on beats env off", []string{"--dev"}, map[string]string{"MOAT_DEV": "false", "MOAT_SMTP_HOST": "mail.example.com"}, true},
@@ -168,6 +169,9 @@ func TestDevDefault(t *testing.T) {
 		}
 	})
 }
+
+// testKey is a valid base64 32-byte key.
+const testKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 func validConfig() Config {
 	c := Default()
@@ -195,7 +199,12 @@ func TestValidate(t *testing.T) {
 		{"origin with user", func(c *Config) { c.PublicOrigin = "https://u:p@example.com" }, "public_origin"},
 		{"origin http outside dev", func(c *Config) { c.Dev = false; c.PublicOrigin = "http://example.com" }, "public_origin"},
 		{"driver", func(c *Config) { c.Database.Driver = "mysql" }, "database.driver"},
-		{"postgres without dsn", func(c *Config) { c.Database.Driver = "postgres"; c.Database.DSN = "" }, "database.dsn"},
+		{"postgres without dsn", func(c *Config) {
+			c.Database.Driver = "postgres"
+			c.Database.DSN = ""
+			c.Secrets.EncryptionKey = testKey
+		}, "database.dsn"},
+		{"postgres without a shared key", func(c *Config) { c.Database.Driver = "postgres"; c.Database.DSN = "postgres://db/moat" }, "secrets.encryption_key"},
 		{"key not base64", func(c *Config) { c.Secrets.EncryptionKey = "not base64!!" }, "secrets.encryption_key"},
 		{"key too short", func(c *Config) { c.Secrets.EncryptionKey = "c2hvcnQ=" }, "secrets.encryption_key"},
 		{"idle zero", func(c *Config) { c.Security.SessionIdle = 0 }, "security.session_idle"},
@@ -207,11 +216,14 @@ func TestValidate(t *testing.T) {
 		{"argon2 time zero", func(c *Config) { c.Security.Argon2Time = 0 }, "security.argon2_time"},
 		{"argon2 threads zero", func(c *Config) { c.Security.Argon2Threads = 0 }, "security.argon2_threads"},
 		{"lock_after zero", func(c *Config) { c.Security.LockAfter = 0 }, "security.lock_after"},
+		{"lock_after not above free attempts", func(c *Config) { c.Security.LockAfter = 3 }, "security.lock_after"},
 		{"trusted proxy", func(c *Config) { c.Security.TrustedProxies = []string{"10.0.0.0/33"} }, "security.trusted_proxies"},
 		{"smtp tls", func(c *Config) { c.SMTP.TLS = "ssl" }, "smtp.tls"},
 		{"smtp clear text to remote host", func(c *Config) { c.SMTP.Host = "mail.example.com"; c.SMTP.TLS = "none" }, "smtp.tls"},
 		{"smtp port", func(c *Config) { c.SMTP.Host = "mail.example.com"; c.SMTP.Port = 0 }, "smtp.port"},
 		{"smtp from", func(c *Config) { c.SMTP.Host = "mail.example.com"; c.SMTP.From = "nobody" }, "smtp.from"},
+		{"smtp from with a name", func(c *Config) { c.SMTP.Host = "mail.example.com"; c.SMTP.From = "Moat <a@example.com>" }, "smtp.from"},
+		{"smtp credentials in clear", func(c *Config) { c.SMTP.Host = "localhost"; c.SMTP.TLS = "none"; c.SMTP.Username = "u" }, "smtp.username"},
 		{"redis addr", func(c *Config) { c.Redis.Addr = "redis" }, "redis.addr"},
 		{"body limit", func(c *Config) { c.HTTP.MaxBodyBytes = 0 }, "http.max_body_bytes"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},

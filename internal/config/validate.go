@@ -100,6 +100,11 @@ func (c Config) Validate() error {
 		if c.Database.DSN == "" {
 			ps.add("database.dsn", "postgres needs a connection URL, e.g. postgres://user:password@host:5432/moat")
 		}
+		if c.Secrets.EncryptionKey == "" {
+			// A generated key file is per machine: nodes sharing one database
+			// would each encrypt with a different key.
+			ps.add("secrets.encryption_key", "must be set with postgres, the same on every node (generate one with: head -c32 /dev/urandom | base64)")
+		}
 	default:
 		ps.add("database.driver", "%q: must be \"sqlite\" or \"postgres\"", c.Database.Driver)
 	}
@@ -196,8 +201,11 @@ func (c Config) checkSMTP(ps *problems) {
 	if c.SMTP.TLS == "none" && !isLoopbackHost(c.SMTP.Host) {
 		ps.add("smtp.tls", "\"none\" sends the password and every message in clear; it is only allowed for a relay on localhost (host is %q)", c.SMTP.Host)
 	}
-	if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
-		ps.add("smtp.from", "%q: not an e-mail address", c.SMTP.From)
+	if a, err := mail.ParseAddress(c.SMTP.From); err != nil || a.Name != "" || a.Address != c.SMTP.From {
+		ps.add("smtp.from", "%q: must be a bare e-mail address such as security@example.com (the brand is shown as the sender's name)", c.SMTP.From)
+	}
+	if c.SMTP.TLS == "none" && c.SMTP.Username != "" {
+		ps.add("smtp.username", "credentials are never sent without TLS; use smtp.tls \"starttls\" or \"tls\"")
 	}
 }
 
@@ -237,8 +245,8 @@ func (c Config) checkSecurity(ps *problems) {
 	if s.ThrottleFreeAttempts < 0 {
 		ps.add("security.throttle_free_attempts", "must not be negative")
 	}
-	if s.LockAfter < 1 {
-		ps.add("security.lock_after", "must be at least 1")
+	if s.LockAfter <= s.ThrottleFreeAttempts {
+		ps.add("security.lock_after", "%d: must be more than throttle_free_attempts (%d)", s.LockAfter, s.ThrottleFreeAttempts)
 	}
 	if s.IPLimit < 1 {
 		ps.add("security.ip_limit", "must be at least 1")
