@@ -1,0 +1,172 @@
+package notify
+
+// The e-mail templates, in one place so that later features add theirs
+// here. Each is plain text (text/template; no HTML e-mail, so there is no
+// markup to spoof and every client shows the same thing).
+//
+// Rules every template follows (the tests check them):
+//   - It says what happened, what to do next, and gives the one link or code
+//     it exists for; it carries no other secret.
+//   - Data keys ending in "Link" hold links and must point at the public
+//     origin; Enqueue refuses any other value. Every other value is shown as
+//     inert text (see cleanText).
+//   - Besides its Data keys a template may use {{.Brand}} and {{.Home}} (the
+//     public origin followed by "/").
+//   - The greeting, the anti-phishing line and the footer are added by the
+//     Mailer around the body, so templates do not repeat them.
+
+// Template names.
+const (
+	TemplateConfirmEmail    = "confirm_email"
+	TemplateAccountExists   = "account_exists"
+	TemplateNewDeviceCode   = "new_device_code"
+	TemplateNewSignIn       = "new_signin"
+	TemplateSignInLocked    = "signin_locked"
+	TemplateAccountLocked   = "account_locked"
+	TemplatePasswordChanged = "password_changed"
+	TemplateAntiPhishingSet = "anti_phishing_set"
+)
+
+// templateSpec is one message: its subject and body templates and the Data
+// keys it needs (required) or may use (optional; absent means "").
+type templateSpec struct {
+	subject  string
+	body     string
+	required []string
+	optional []string
+}
+
+// templateSpecs is read-only after package initialisation.
+var templateSpecs = map[string]templateSpec{
+	TemplateConfirmEmail: {
+		subject:  `Confirm your e-mail address for {{.Brand}}`,
+		required: []string{"Link"},
+		body: `
+Someone, hopefully you, created a {{.Brand}} account with this e-mail address.
+
+To finish signing up, confirm your address by opening this link:
+
+{{.Link}}
+
+The link works once and expires soon. If it has expired, sign in and ask for a new one.
+
+If you did not sign up, you can ignore this e-mail: without the link the address is not confirmed.
+`,
+	},
+
+	TemplateAccountExists: {
+		subject:  `Someone tried to sign up to {{.Brand}} with your e-mail address`,
+		required: []string{"Link"},
+		body: `
+Someone tried to create a new {{.Brand}} account with this e-mail address, but you already have one. Nothing about your account has changed.
+
+If it was you, sign in to your existing account instead. If you have forgotten your password, you can reset it here:
+
+{{.Link}}
+
+If it was not you, you can ignore this e-mail.
+`,
+	},
+
+	TemplateNewDeviceCode: {
+		subject:  `Approve a sign-in to {{.Brand}} from a new device`,
+		required: []string{"Code", "Link", "SecureLink", "IP", "Device", "Time"},
+		body: `
+Your password was just used to sign in to {{.Brand}} from a device we have not seen before:
+
+  Device:     {{.Device}}
+  IP address: {{.IP}}
+  Time:       {{.Time}}
+
+If this was you, enter this code on the sign-in page:
+
+  {{.Code}}
+
+or approve the device by opening this link:
+
+{{.Link}}
+
+The code and the link work once and expire in a few minutes. Never give this code to anyone, including anyone who says they work for {{.Brand}}.
+
+Wasn't you? Then someone knows your password. Secure your account now: this signs out every session and locks the account so nobody can sign in.
+
+{{.SecureLink}}
+`,
+	},
+
+	TemplateNewSignIn: {
+		subject:  `New sign-in to your {{.Brand}} account`,
+		required: []string{"IP", "Device", "Time", "SecureLink"},
+		body: `
+Your {{.Brand}} account was just signed in to:
+
+  Device:     {{.Device}}
+  IP address: {{.IP}}
+  Time:       {{.Time}}
+
+If this was you, there is nothing to do.
+
+If it was not you, someone has your password and your second factor. Secure your account now: this signs out every session and locks the account so nobody can sign in.
+
+{{.SecureLink}}
+`,
+	},
+
+	TemplateSignInLocked: {
+		subject:  `Signing in to your {{.Brand}} account is paused`,
+		required: []string{"Until", "IP"},
+		optional: []string{"SecureLink"},
+		body: `
+There were too many failed attempts to sign in to your {{.Brand}} account, the most recent from IP address {{.IP}}. To protect your account, signing in is paused until {{.Until}}.
+
+If it was you, wait until then and try again. If you have forgotten your password, use "Forgot password" on the sign-in page at {{.Home}}
+
+If it was not you, the attempts failed and your account is safe. Make sure your password is not used anywhere else, and turn on two-step verification if you have not already.
+{{- if .SecureLink}}
+
+If you think someone knows your password, secure your account now: this signs out every session and locks the account so nobody can sign in.
+
+{{.SecureLink}}
+{{- end}}
+`,
+	},
+
+	TemplateAccountLocked: {
+		subject: `Your {{.Brand}} account is locked`,
+		body: `
+Your {{.Brand}} account was locked with the "secure my account" link from one of our e-mails. Every session has been signed out, and nobody can sign in until the account is unlocked.
+
+To get back in, contact {{.Brand}} support from this e-mail address: they will check that it is you and unlock the account. Then choose a new password that you do not use anywhere else.
+
+If you did not lock your account, contact support too.
+`,
+	},
+
+	TemplatePasswordChanged: {
+		subject:  `Your {{.Brand}} password was changed`,
+		required: []string{"Time", "IP", "SecureLink"},
+		body: `
+The password of your {{.Brand}} account was changed:
+
+  Time:       {{.Time}}
+  IP address: {{.IP}}
+
+If this was you, there is nothing to do. As a precaution, withdrawals are paused for a while after a password change.
+
+If it was not you, secure your account now: this signs out every session and locks the account so nobody can sign in.
+
+{{.SecureLink}}
+`,
+	},
+
+	TemplateAntiPhishingSet: {
+		subject: `Your {{.Brand}} anti-phishing code is set`,
+		body: `
+You set an anti-phishing code for your {{.Brand}} account. From now on it appears at the top of every e-mail we send you, like this one.
+
+If an e-mail that claims to come from {{.Brand}} does not show your code, or shows a different one, it is not from us: do not open its links and do not reply.
+
+If you did not set this code, sign in at {{.Home}} and check your security settings: someone may have access to your account.
+`,
+	},
+}
