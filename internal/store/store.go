@@ -13,7 +13,13 @@
 //   - UpdateX(ctx, id, fn) reads the record, calls fn on a copy, and writes
 //     the result in one transaction: concurrent updaters are serialised, so fn
 //     always sees the latest committed state. If fn returns an error nothing
-//     is written and that error is returned unchanged.
+//     is written and that error is returned unchanged. fn may not change the
+//     record's ID (that is an error).
+//   - Tokens, sessions, devices and pending sign-ins belong to an account
+//     that must exist when the write commits (inside InTx the account may be
+//     created after them).
+//   - Inside InTx, ErrNotFound and ErrAlreadyExists are answers, not
+//     failures: the transaction stays usable and may still commit.
 package store
 
 import (
@@ -37,7 +43,10 @@ type Store interface {
 	// InTx runs fn inside one transaction: all of its writes commit together
 	// or none do. Calls on tx made by fn are part of the transaction
 	// (including UpdateX calls). If fn returns an error the transaction rolls
-	// back and the error is returned unchanged.
+	// back and the error is returned unchanged; a panic rolls back too.
+	// fn must make its calls on tx, not on the Store: on SQLite the
+	// transaction holds the only writer, so a write through the Store would
+	// wait for fn forever.
 	InTx(ctx context.Context, fn func(tx Queries) error) error
 	// Ping reports whether the database answers (for /readyz).
 	Ping(ctx context.Context) error
@@ -124,7 +133,10 @@ type Queries interface {
 	// AppendAudit appends one event. The store serialises appends: it locks
 	// the chain, passes the last event (zero AuditEvent when the log is
 	// empty) to build, assigns Seq = last.Seq+1 itself, and inserts what
-	// build returns. build computes the hashes (internal/audit).
+	// build returns. build computes the hashes (internal/audit). Stores keep
+	// microseconds, so build must return a Time truncated to the microsecond
+	// (else AppendAudit fails: the stored event would not match its hash).
+	// Appends are serialised until commit, so inside InTx append last.
 	AppendAudit(ctx context.Context, build func(last AuditEvent) (AuditEvent, error)) (AuditEvent, error)
 	// ListAudit returns events matching f, ascending by Seq unless f.Desc.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
@@ -132,10 +144,13 @@ type Queries interface {
 	// Outbox (messages written in the same transaction as their event,
 	// delivered later by a worker).
 
+	// EnqueueOutbox stores m. A zero NextAttemptAt is stored as CreatedAt:
+	// the message is due at once.
 	EnqueueOutbox(ctx context.Context, m OutboxMessage) error
 	// ClaimOutbox returns up to limit unsent messages with NextAttemptAt <=
 	// now, oldest first, and pushes their NextAttemptAt to now+lease so that
-	// no other worker (on any node) claims them meanwhile.
+	// no other worker (on any node) claims them meanwhile. limit <= 0 claims
+	// nothing.
 	ClaimOutbox(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]OutboxMessage, error)
 	// MarkOutboxSent records delivery.
 	MarkOutboxSent(ctx context.Context, id string, at time.Time) error
@@ -144,7 +159,7 @@ type Queries interface {
 	// unsent and is never claimed again).
 	MarkOutboxFailed(ctx context.Context, id string, errText string, next time.Time) error
 	// ListOutbox returns the newest messages of a channel, newest first
-	// (the development mailbox reads e-mail this way).
+	// (the development mailbox reads e-mail this way). limit <= 0 means 100.
 	ListOutbox(ctx context.Context, channel string, limit int) ([]OutboxMessage, error)
 }
 
