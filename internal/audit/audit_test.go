@@ -32,6 +32,7 @@ var backends = []struct {
 	open func(t *testing.T) logStore
 }{
 	{"fake", func(t *testing.T) logStore { return &fakeStore{} }},
+	{"sqlite", openSQLite},
 }
 
 // t0 has nanoseconds on purpose: Append must truncate them.
@@ -239,16 +240,17 @@ func TestVerifyHeadAnchorsTheTail(t *testing.T) {
 }
 
 func TestVerifyPages(t *testing.T) {
-	// More than one page of 1000; the fake keeps this fast.
-	s := &fakeStore{}
-	appendN(t, s, 2345)
-	if r := verify(t, s); !r.OK || r.Checked != 2345 || r.HeadSeq != 2345 {
-		t.Fatalf("intact: %+v", r)
-	}
-	s.set(t, 1500, "ip", "192.0.2.1")
-	if r := verify(t, s); r.OK || r.BrokenSeq != 1500 || r.Checked != 1500 {
-		t.Fatalf("tampered on the second page: %+v", r)
-	}
+	// More than one page of 1000.
+	forEachBackend(t, func(t *testing.T, s logStore) {
+		appendN(t, s, 1234)
+		if r := verify(t, s); !r.OK || r.Checked != 1234 || r.HeadSeq != 1234 {
+			t.Fatalf("intact: %+v", r)
+		}
+		s.set(t, 1100, "ip", "192.0.2.1")
+		if r := verify(t, s); r.OK || r.BrokenSeq != 1100 || r.Checked != 1100 {
+			t.Fatalf("tampered on the second page: %+v", r)
+		}
+	})
 }
 
 func TestAppendRefuses(t *testing.T) {

@@ -97,7 +97,7 @@ func (w *Worker) RunOnce(ctx context.Context) (sent int, err error) {
 }
 
 func (w *Worker) runOnce(ctx context.Context) (sent, claimed int, err error) {
-	msgs, err := w.store.ClaimOutbox(ctx, w.clock.Now(), w.opts.Batch, w.opts.Lease)
+	msgs, err := w.store.ClaimOutbox(ctx, w.now(), w.opts.Batch, w.opts.Lease)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -129,7 +129,7 @@ func (w *Worker) deliver(ctx context.Context, m store.OutboxMessage) (bool, erro
 		sendErr = errNoSender
 	}
 	if sendErr == nil {
-		if err := w.store.MarkOutboxSent(ctx, m.ID, w.clock.Now()); err != nil {
+		if err := w.store.MarkOutboxSent(ctx, m.ID, w.now()); err != nil {
 			w.log.Error("outbox: sent but not recorded; it may be sent again", "id", m.ID, "channel", m.Channel, "error", err)
 			return true, err
 		}
@@ -140,7 +140,7 @@ func (w *Worker) deliver(ctx context.Context, m store.OutboxMessage) (bool, erro
 	var next time.Time
 	permanent := isPermanent(sendErr)
 	if attempt < w.opts.MaxAttempts && !permanent {
-		next = w.clock.Now().Add(w.opts.Backoff(attempt))
+		next = w.now().Add(w.opts.Backoff(attempt))
 	}
 	// Never log or store the body: it carries the link or code the message
 	// exists for. Sender errors name the server and the failure, not the
@@ -156,6 +156,10 @@ func (w *Worker) deliver(ctx context.Context, m store.OutboxMessage) (bool, erro
 	}
 	return false, nil
 }
+
+// now is the clock's time at the precision every store keeps
+// (microseconds), so what is scheduled is exactly what is stored.
+func (w *Worker) now() time.Time { return w.clock.Now().UTC().Truncate(time.Microsecond) }
 
 func errorText(err error) string {
 	s := strings.ToValidUTF8(err.Error(), "?")

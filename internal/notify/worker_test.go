@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -125,7 +126,7 @@ func TestWorkerRetriesWithBackoff(t *testing.T) {
 
 		runOnce(t, w, 0) // attempt 1 fails: retry in 30s
 		got := outboxMessage(t, s, id)
-		if got.Attempts != 1 || got.LastError != "451 try again later" || !got.NextAttemptAt.Equal(clk.Now().Add(30*time.Second)) {
+		if got.Attempts != 1 || got.LastError != "451 try again later" || !got.NextAttemptAt.Equal(clk.Now().Truncate(time.Microsecond).Add(30*time.Second)) {
 			t.Fatalf("after one failure: %+v", got)
 		}
 		clk.Advance(29 * time.Second)
@@ -135,7 +136,7 @@ func TestWorkerRetriesWithBackoff(t *testing.T) {
 		}
 		clk.Advance(time.Second)
 		runOnce(t, w, 0) // attempt 2 fails: retry in 1m
-		if got := outboxMessage(t, s, id); got.Attempts != 2 || !got.NextAttemptAt.Equal(clk.Now().Add(time.Minute)) {
+		if got := outboxMessage(t, s, id); got.Attempts != 2 || !got.NextAttemptAt.Equal(clk.Now().Truncate(time.Microsecond).Add(time.Minute)) {
 			t.Fatalf("after two failures: %+v", got)
 		}
 		clk.Advance(59 * time.Second)
@@ -225,7 +226,7 @@ func TestWorkerReclaimsAfterLease(t *testing.T) {
 		id := enqueue(t, m, s, "alice@example.com")
 		const lease = 2 * time.Minute
 		// The worker that dies: it claims and never reports back.
-		claimed, err := s.ClaimOutbox(context.Background(), clk.Now(), 10, lease)
+		claimed, err := s.ClaimOutbox(context.Background(), clk.Now().Truncate(time.Microsecond), 10, lease)
 		if err != nil || len(claimed) != 1 || claimed[0].ID != id {
 			t.Fatalf("claim: %v, %v", claimed, err)
 		}
@@ -257,6 +258,48 @@ func TestWorkerBatchesOldestFirst(t *testing.T) {
 		for i, sent := range snd.sent {
 			if sent.ID != ids[i] {
 				t.Errorf("send #%d was %s, want %s (oldest first)", i, sent.ID, ids[i])
+			}
+		}
+	})
+}
+
+// TestWorkersShareOneOutbox: workers on several nodes drain one outbox
+// together and no message is sent twice.
+func TestWorkersShareOneOutbox(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s store.Store) {
+		m, clk := newTestMailer(t)
+		const messages, workers = 30, 4
+		for i := range messages {
+			enqueue(t, m, s, fmt.Sprintf("user%d@example.com", i))
+		}
+		snd := &recordingSender{}
+		var wg sync.WaitGroup
+		for range workers {
+			w := NewWorker(s, map[string]Sender{ChannelEmail: snd}, clk, nil, WorkerOptions{Batch: 3})
+			wg.Go(func() {
+				for {
+					n, err := w.RunOnce(context.Background())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if n == 0 {
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		seen := map[string]int{}
+		for _, m := range snd.sent {
+			seen[m.ID]++
+		}
+		if len(seen) != messages {
+			t.Errorf("%d distinct messages sent, want %d", len(seen), messages)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("message %s sent %d times", id, n)
 			}
 		}
 	})
