@@ -112,7 +112,7 @@ func (v *flagValue) IsBoolFlag() bool   { return v.isBool }
 // NewLoader registers --config and every setting that has a flag on fs.
 func NewLoader(fs *flag.FlagSet) *Loader {
 	l := &Loader{fs: fs, flags: map[string]*flagValue{}}
-	fs.StringVar(&l.configPath, "config", "", "path of a TOML config file (env "+ConfigEnv+")")
+	fs.StringVar(&l.configPath, "config", "", "`path` of a TOML config file (env "+ConfigEnv+")")
 	def := Default()
 	for _, s := range settings {
 		if s.flag == "" {
@@ -124,6 +124,13 @@ func NewLoader(fs *flag.FlagSet) *Loader {
 		fs.Var(v, s.flag, usage)
 	}
 	return l
+}
+
+// Owns reports whether the flag called name is one of the loader's (a
+// config setting or --config), for help output that groups them.
+func (l *Loader) Owns(name string) bool {
+	_, ok := l.flags[name]
+	return ok || name == "config"
 }
 
 // Load parses args with moat's config flags and loads a Config. It is the
@@ -336,7 +343,7 @@ func setKey(cfg *Config, key, s string) error {
 //   - SMTP.From: noreply@<public origin host>.
 func (c *Config) ApplyDefaults() {
 	if c.PublicOrigin == "" {
-		c.PublicOrigin = originFromAddr(c.Addr)
+		c.PublicOrigin = OriginForAddr(c.Addr)
 	}
 	if c.Database.Driver == "sqlite" && c.Database.DSN == "" {
 		c.Database.DSN = joinPath(c.DataDir, "moat.db")
@@ -350,7 +357,9 @@ func (c *Config) ApplyDefaults() {
 	}
 }
 
-func originFromAddr(addr string) string {
+// OriginForAddr is the default public origin for a listen address:
+// "http://" + addr, with a wildcard or empty host replaced by localhost.
+func OriginForAddr(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "http://" + addr

@@ -172,7 +172,11 @@ func (c Config) checkOrigin(ps *problems) {
 		return
 	}
 	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		// Port 0 is allowed only in the origin derived from an addr with
+		// port 0 (the kernel picks the port): the server replaces it with
+		// the real one once it listens.
+		derived := p == "0" && c.PublicOrigin == OriginForAddr(c.Addr)
+		if n, err := strconv.Atoi(p); !derived && (err != nil || n < 1 || n > 65535) {
 			ps.add(key, "%q: bad port", c.PublicOrigin)
 			return
 		}
