@@ -73,6 +73,6 @@ func (q *queries) UpdateDevice(ctx context.Context, id string, fn func(d *store.
 // ListDevices implements store.Queries.
 func (q *queries) ListDevices(ctx context.Context, accountID string) ([]store.Device, error) {
 	rows, err := q.db.Query(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = $1
-		ORDER BY last_seen_at DESC NULLS LAST, created_at DESC, id`, accountID)
+		ORDER BY last_seen_at DESC NULLS LAST, created_at DESC NULLS LAST, id`, accountID)
 	return collect("list devices", rows, err, scanDevice)
 }

@@ -42,7 +42,7 @@ func (q *queries) ClaimOutbox(ctx context.Context, now time.Time, limit int, lea
 	rows, err := q.db.Query(ctx, `UPDATE outbox SET next_attempt_at = $1
 		WHERE id IN (SELECT id FROM outbox
 			WHERE sent_at IS NULL AND next_attempt_at <= $2
-			ORDER BY created_at, id LIMIT $3
+			ORDER BY created_at NULLS FIRST, id LIMIT $3
 			FOR UPDATE SKIP LOCKED)
 		RETURNING `+outboxCols,
 		now.Add(lease).Truncate(time.Microsecond), now.Truncate(time.Microsecond), limit)
@@ -72,6 +72,6 @@ func (q *queries) ListOutbox(ctx context.Context, channel string, limit int) ([]
 		limit = 100
 	}
 	rows, err := q.db.Query(ctx, `SELECT `+outboxCols+` FROM outbox WHERE channel = $1
-		ORDER BY created_at DESC, id DESC LIMIT $2`, channel, limit)
+		ORDER BY created_at DESC NULLS LAST, id DESC LIMIT $2`, channel, limit)
 	return collect("list outbox", rows, err, scanOutbox)
 }

@@ -79,7 +79,7 @@ func (q *queries) UpdateSession(ctx context.Context, id string, fn func(s *store
 func (q *queries) ListSessions(ctx context.Context, accountID string, now time.Time) ([]store.Session, error) {
 	rows, err := q.db.Query(ctx, `SELECT `+sessionCols+` FROM sessions
 		WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2
-		ORDER BY created_at DESC, id DESC`, accountID, now.Truncate(time.Microsecond))
+		ORDER BY created_at DESC NULLS LAST, id DESC`, accountID, now.Truncate(time.Microsecond))
 	return collect("list sessions", rows, err, scanSession)
 }
 

@@ -60,6 +60,6 @@ func (q *queries) UpdateDevice(ctx context.Context, id string, fn func(d *store.
 // ListDevices implements store.Queries.
 func (q *queries) ListDevices(ctx context.Context, accountID string) ([]store.Device, error) {
 	rows, err := q.r.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ?
-		ORDER BY last_seen_at DESC NULLS LAST, created_at DESC, id`, accountID)
+		ORDER BY last_seen_at DESC NULLS LAST, created_at DESC NULLS LAST, id`, accountID)
 	return collect("list devices", rows, err, scanDevice)
 }

@@ -38,7 +38,7 @@ func (q *queries) ClaimOutbox(ctx context.Context, now time.Time, limit int, lea
 	rows, err := q.w.QueryContext(ctx, `UPDATE outbox SET next_attempt_at = ?
 		WHERE id IN (SELECT id FROM outbox
 			WHERE sent_at IS NULL AND next_attempt_at <= ?
-			ORDER BY created_at, id LIMIT ?)
+			ORDER BY created_at NULLS FIRST, id LIMIT ?)
 		RETURNING `+outboxCols,
 		now.Add(lease).UnixMicro(), now.UnixMicro(), limit)
 	msgs, err := collect("claim outbox", rows, err, scanOutbox)
@@ -73,6 +73,6 @@ func (q *queries) ListOutbox(ctx context.Context, channel string, limit int) ([]
 		limit = 100
 	}
 	rows, err := q.r.QueryContext(ctx, `SELECT `+outboxCols+` FROM outbox WHERE channel = ?
-		ORDER BY created_at DESC, id DESC LIMIT ?`, channel, limit)
+		ORDER BY created_at DESC NULLS LAST, id DESC LIMIT ?`, channel, limit)
 	return collect("list outbox", rows, err, scanOutbox)
 }

@@ -68,7 +68,7 @@ func (q *queries) UpdateSession(ctx context.Context, id string, fn func(s *store
 func (q *queries) ListSessions(ctx context.Context, accountID string, now time.Time) ([]store.Session, error) {
 	rows, err := q.r.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions
 		WHERE account_id = ? AND revoked_at IS NULL AND expires_at > ?
-		ORDER BY created_at DESC, id DESC`, accountID, now.UnixMicro())
+		ORDER BY created_at DESC NULLS LAST, id DESC`, accountID, now.UnixMicro())
 	return collect("list sessions", rows, err, scanSession)
 }
 

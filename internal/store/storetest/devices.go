@@ -130,13 +130,15 @@ func testDeviceList(t *testing.T, s store.Store) {
 	oldest := dev("d-oldest", "acc-1", time.Hour)
 	never := dev("d-never", "acc-1", 0)
 	never.LastSeenAt = time.Time{}
+	neverUndated := dev("d-never-undated", "acc-1", 0)
+	neverUndated.LastSeenAt, neverUndated.CreatedAt = time.Time{}, time.Time{}
 	other := dev("d-other", "acc-2", 4*time.Hour)
-	for _, d := range []store.Device{older, never, other, recent, oldest} {
+	for _, d := range []store.Device{older, neverUndated, never, other, recent, oldest} {
 		must(t, "CreateDevice", s.CreateDevice(ctx, d))
 	}
 	got, err := s.ListDevices(ctx, "acc-1")
 	must(t, "ListDevices", err)
-	equal(t, "most recently seen first, never seen last", got, []store.Device{recent, older, oldest, never})
+	equal(t, "most recently seen first, never seen last", got, []store.Device{recent, older, oldest, never, neverUndated})
 	got, err = s.ListDevices(ctx, "acc-3")
 	must(t, "ListDevices (none)", err)
 	if len(got) != 0 {

@@ -96,10 +96,13 @@ func testOutboxClaim(t *testing.T, s store.Store) {
 	sent.SentAt = at(time.Second)
 	sms := message("m-sms", 500*time.Millisecond)
 	sms.Channel = "sms"
-	enqueue(t, s, m3, later, m1, sent, sms, m2)
+	undated := message("m-undated", 5*time.Second)
+	undated.CreatedAt = time.Time{} // zero is the earliest time: claimed first
+	enqueue(t, s, m3, later, m1, sent, sms, undated, m2)
 
 	now := at(10 * time.Second)
 	lease := time.Minute
+	equal(t, "undated first", ids(claim(t, s, now, 1, time.Hour)), []string{"m-undated"})
 	got := claim(t, s, now, 2, lease)
 	equal(t, "first claim: oldest first, limited", ids(got), []string{"m1", "m-sms"})
 	m1.NextAttemptAt = now.Add(lease)
@@ -207,16 +210,18 @@ func testOutboxList(t *testing.T, s store.Store) {
 	c := message("m-c", 2*time.Second)
 	sms := message("m-sms", 3*time.Second)
 	sms.Channel = "sms"
-	enqueue(t, s, b, sms, c, a)
+	undated := message("m-undated", 0)
+	undated.CreatedAt = time.Time{} // zero is the earliest time: listed last
+	enqueue(t, s, b, sms, undated, c, a)
 	for _, tc := range []struct {
 		name    string
 		channel string
 		limit   int
 		want    []store.OutboxMessage
 	}{
-		{"newest first", "email", 10, []store.OutboxMessage{c, b, a}},
+		{"newest first", "email", 10, []store.OutboxMessage{c, b, a, undated}},
 		{"limit", "email", 2, []store.OutboxMessage{c, b}},
-		{"limit 0 means the default", "email", 0, []store.OutboxMessage{c, b, a}},
+		{"limit 0 means the default", "email", 0, []store.OutboxMessage{c, b, a, undated}},
 		{"channel", "sms", 10, []store.OutboxMessage{sms}},
 		{"no such channel", "pigeon", 10, nil},
 	} {

@@ -157,13 +157,15 @@ func testSessionList(t *testing.T, s store.Store) {
 	justAlive := session("s-just-alive", "acc-1", -time.Hour)
 	justAlive.ExpiresAt = now.Add(time.Microsecond)
 	other := session("s-other", "acc-2", 5*time.Hour)
-	for _, ss := range []store.Session{middle, revoked, oldest, expired, expiresNow, other, newest, justAlive} {
+	undated := session("s-undated", "acc-1", 0)
+	undated.CreatedAt = time.Time{} // zero is the earliest time: listed last
+	for _, ss := range []store.Session{middle, revoked, undated, oldest, expired, expiresNow, other, newest, justAlive} {
 		mkSession(t, s, ss)
 	}
 
 	got, err := s.ListSessions(ctx, "acc-1", now)
 	must(t, "ListSessions", err)
-	equal(t, "live sessions, newest first", got, []store.Session{newest, middle, oldest, justAlive})
+	equal(t, "live sessions, newest first", got, []store.Session{newest, middle, oldest, justAlive, undated})
 
 	got, err = s.ListSessions(ctx, "acc-3", now)
 	must(t, "ListSessions (no sessions)", err)
