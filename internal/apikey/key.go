@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -116,6 +117,8 @@ func (k *Key) Validate() error {
 		return apperr.Field(apperr.Invalid, "allowed_ips", fmt.Sprintf("Use at most %d addresses or ranges.", MaxAllowedIPs))
 	case !k.ExpiresAt.IsZero() && !k.CreatedAt.IsZero() && !k.ExpiresAt.After(k.CreatedAt):
 		return apperr.Field(apperr.Invalid, "expires_at", "The expiry must be in the future.")
+	case k.NonceWindow > math.MaxInt64: // stored as a signed 64-bit column
+		return apperr.Field(apperr.Invalid, "nonce_window", "The nonce window is too large.")
 	case !k.QueryStart.IsZero() && !k.QueryEnd.IsZero() && !k.QueryEnd.After(k.QueryStart):
 		return apperr.Field(apperr.Invalid, "query_end", "The query end must be after the query start.")
 	}

@@ -191,13 +191,14 @@ func TestKeyValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for field, mutate := range map[string]func(*Key){
-		"name":        func(k *Key) { k.Name = "  " },
-		"name ":       func(k *Key) { k.Name = strings.Repeat("x", 65) },
-		"name  ":      func(k *Key) { k.Name = "a\x00b" },
-		"permissions": func(k *Key) { k.Permissions = 0 },
-		"expires_at":  func(k *Key) { k.ExpiresAt = now.Add(-time.Hour) },
-		"query_end":   func(k *Key) { k.QueryStart, k.QueryEnd = now, now.Add(-time.Hour) },
-		"allowed_ips": func(k *Key) { k.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("10.0.0.5/8")} },
+		"name":         func(k *Key) { k.Name = "  " },
+		"name ":        func(k *Key) { k.Name = strings.Repeat("x", 65) },
+		"name  ":       func(k *Key) { k.Name = "a\x00b" },
+		"permissions":  func(k *Key) { k.Permissions = 0 },
+		"expires_at":   func(k *Key) { k.ExpiresAt = now.Add(-time.Hour) },
+		"query_end":    func(k *Key) { k.QueryStart, k.QueryEnd = now, now.Add(-time.Hour) },
+		"nonce_window": func(k *Key) { k.NonceWindow = 1 << 63 },
+		"allowed_ips":  func(k *Key) { k.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("10.0.0.5/8")} },
 	} {
 		k := good
 		mutate(&k)
