@@ -163,6 +163,9 @@ func (c *MemoryCounter) Add(_ context.Context, key string, cost float64, l Limit
 	}
 	st := sh.m[key]
 	if st == nil {
+		if cost == 0 { // a read of a counter that does not exist: nothing to keep
+			return Decision{Allowed: l.Max >= 0}, nil
+		}
 		st = &counterState{last: now}
 		sh.m[key] = st
 	}

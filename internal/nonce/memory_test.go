@@ -56,3 +56,18 @@ func BenchmarkMemoryCheckAndSet(b *testing.B) {
 		}
 	}
 }
+
+// Reading a counter that does not exist (the lockout check on every call)
+// stores nothing.
+func TestMemoryCounterReadCreatesNothing(t *testing.T) {
+	c := NewMemoryCounter()
+	d, err := c.Add(context.Background(), "lockout:192.0.2.1", 0, Limit{Max: 9, DecayPerSecond: 1}, time.Now())
+	if err != nil || !d.Allowed {
+		t.Fatalf("%+v %v", d, err)
+	}
+	for i := range c.shard {
+		if len(c.shard[i].m) != 0 {
+			t.Fatal("a read created a counter")
+		}
+	}
+}

@@ -148,6 +148,11 @@ local max = tonumber(ARGV[3])
 local rate = tonumber(ARGV[4])
 local lock = tonumber(ARGV[5])
 local v = redis.call('HMGET', KEYS[1], 'l', 't', 'u')
+if cost == 0 and not v[2] then
+  -- A read of a counter that does not exist: write nothing.
+  if max >= 0 then return {1, '0', '0'} end
+  return {0, '0', '0'}
+end
 local level = tonumber(v[1]) or 0
 local last = tonumber(v[2]) or now
 local locked = tonumber(v[3]) or 0

@@ -122,3 +122,16 @@ func TestRedisCounterExpires(t *testing.T) {
 		t.Fatalf("ttl %v, %v; want about 3 s", ttl, err)
 	}
 }
+
+func TestRedisCounterReadCreatesNothing(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	c := NewRedisCounter(rdb, prefix)
+	ctx := context.Background()
+	d, err := c.Add(ctx, "lockout:192.0.2.1", 0, Limit{Max: 9, DecayPerSecond: 1}, time.Now())
+	if err != nil || !d.Allowed {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if n, _ := rdb.Exists(ctx, prefix+"rate:{lockout:192.0.2.1}").Result(); n != 0 {
+		t.Fatal("a read created a counter")
+	}
+}
