@@ -2,9 +2,11 @@ package httpx
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -113,6 +115,22 @@ func TestWriteError(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "password authentication") || !strings.Contains(logs.String(), "error_id="+d.ID) {
 			t.Errorf("log lacks the cause or the id %s:\n%s", d.ID, logs.String())
+		}
+	})
+	t.Run("client went away", func(t *testing.T) {
+		logger, logs := newLogger(slog.LevelInfo)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		h := Observe(logger, nil, zeros{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			WriteError(w, r, &apperr.Error{Code: apperr.Internal, Message: "x", Err: fmt.Errorf("sqlite: begin: %w", context.Canceled)})
+		}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil).WithContext(ctx))
+		if rec.Code != StatusClientClosedRequest {
+			t.Errorf("status %d", rec.Code)
+		}
+		if strings.Contains(logs.String(), "level=ERROR") {
+			t.Errorf("a client disconnect logged as an error:\n%s", logs.String())
 		}
 	})
 	t.Run("body too large", func(t *testing.T) {

@@ -9,6 +9,7 @@
 package httpx
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +68,10 @@ func Status(err error) int {
 	return http.StatusBadRequest
 }
 
+// StatusClientClosedRequest is the status WriteError records when the
+// client cancelled the request before moat answered (nginx's 499).
+const StatusClientClosedRequest = 499
+
 // errorBody is the JSON shape of every error response:
 //
 //	{"error":{"code":"invalid","message":"…","field":"email"}}
@@ -101,6 +106,15 @@ func normalize(err error) error {
 // (anything that is not an *apperr.Error) are logged with an error id,
 // and the client gets a generic message and that id, never the details.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		// The client went away mid-request: not a failure of moat, and
+		// nobody reads this answer. 499 (as nginx logs it) keeps it out of
+		// the 5xx alerts.
+		Logger(r).LogAttrs(r.Context(), slog.LevelDebug, "client closed the request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+		WriteJSON(w, StatusClientClosedRequest, errorBody{Error: errorDetail{Code: apperr.Internal, Message: "The request was cancelled."}})
+		return
+	}
 	err = normalize(err)
 	status := Status(err)
 	d := errorDetail{Code: apperr.CodeOf(err), Message: apperr.MessageOf(err)}
