@@ -99,8 +99,12 @@ func TestSignCountRegression(t *testing.T) {
 	a.SetCounter(c.ID, 4) // the clone signs with 5
 	opts, state, _ := rp.BeginLogin(u)
 	resp, _ := a.Get(opts)
-	if _, err := rp.FinishLogin(u, state, resp); !errors.Is(err, webauthn.ErrSignCount) {
+	used, err := rp.FinishLogin(u, state, resp)
+	if !errors.Is(err, webauthn.ErrSignCount) {
 		t.Fatalf("err = %v, want ErrSignCount", err)
+	}
+	if used.SignCount != 5 || !bytes.Equal(used.ID, c.ID) {
+		t.Errorf("reported credential %x with count %d, want the presented 5", used.ID, used.SignCount)
 	}
 	for _, tc := range []struct {
 		stored, got uint32
