@@ -41,7 +41,7 @@ func checks(t *testing.T, exec execer, one func(q string, args ...any) (string, 
 	must(exec(`INSERT INTO accounts (id, email) VALUES ('a1', 'a1@example.com'), ('a2', 'a2@example.com')`))
 
 	// UpdateTOTP's guard: a step at or below the last one is refused.
-	must(exec(`INSERT INTO totp_credentials (account_id, secret) VALUES ('a1', ` + ph(1) + `)`, []byte{1, 2}))
+	must(exec(`INSERT INTO totp_credentials (account_id, secret) VALUES ('a1', `+ph(1)+`)`, []byte{1, 2}))
 	raise := `UPDATE totp_credentials SET last_used_step = ` + ph(1) + ` WHERE account_id = 'a1' AND last_used_step < ` + ph(2)
 	if n := must(exec(raise, 5, 5)); n != 1 {
 		t.Errorf("first use of step 5: %d rows", n)
@@ -49,7 +49,7 @@ func checks(t *testing.T, exec execer, one func(q string, args ...any) (string, 
 	if n := must(exec(raise, 5, 5)); n != 0 {
 		t.Errorf("second use of step 5: %d rows", n)
 	}
-	if _, err := exec(`INSERT INTO totp_credentials (account_id, secret) VALUES ('a1', ` + ph(1) + `)`, []byte{3}); err == nil {
+	if _, err := exec(`INSERT INTO totp_credentials (account_id, secret) VALUES ('a1', `+ph(1)+`)`, []byte{3}); err == nil {
 		t.Error("a second app for one account")
 	}
 
@@ -155,4 +155,3 @@ func TestPostgreSQL(t *testing.T) {
 		return fmt.Sprint(s), nil
 	}, func(n int) string { return fmt.Sprintf("$%d", n) })
 }
-
