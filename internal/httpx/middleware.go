@@ -79,17 +79,31 @@ const hstsValue = "max-age=63072000"
 // the request came over TLS or httpsOrigin says moat is reached over https
 // (TLS ending at a proxy in front).
 func SecurityHeaders(httpsOrigin bool) func(http.Handler) http.Handler {
+	// The values are built once and shared by every response: these
+	// headers are on the hot path of every request, and assigning a
+	// prepared slice costs no allocation. Sharing is safe because Header
+	// methods replace or append (the slices are full, so an append copies)
+	// and never write into an existing slice.
+	fixed := []struct {
+		key string
+		val []string
+	}{
+		{"Content-Security-Policy", []string{contentSecurityPolicy}},
+		{"X-Content-Type-Options", []string{"nosniff"}},
+		{"Referrer-Policy", []string{"no-referrer"}},
+		{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
+		{"Permissions-Policy", []string{permissionsPolicy}},
+		{"X-Frame-Options", []string{"DENY"}},
+	}
+	hsts := []string{hstsValue}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
-			h.Set("Content-Security-Policy", contentSecurityPolicy)
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
-			h.Set("Cross-Origin-Opener-Policy", "same-origin")
-			h.Set("Permissions-Policy", permissionsPolicy)
-			h.Set("X-Frame-Options", "DENY")
+			for _, f := range fixed {
+				h[f.key] = f.val
+			}
 			if httpsOrigin || r.TLS != nil {
-				h.Set("Strict-Transport-Security", hstsValue)
+				h["Strict-Transport-Security"] = hsts
 			}
 			next.ServeHTTP(w, r)
 		})

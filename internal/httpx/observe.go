@@ -59,8 +59,8 @@ func (m *Metrics) observe(route string, status int, d time.Duration) {
 type requestState struct {
 	logger *slog.Logger
 	ids    *idSource
-	rec    *recorder
-	id     string // error id, made on first use
+	rec    recorder // in the same allocation as the state
+	id     string   // error id, made on first use
 }
 
 type stateKey struct{}
@@ -161,12 +161,11 @@ func Observe(logger *slog.Logger, metrics *Metrics, rand io.Reader) func(http.Ha
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			rec := &recorder{ResponseWriter: w}
-			st := &requestState{logger: logger, ids: ids, rec: rec}
+			st := &requestState{logger: logger, ids: ids, rec: recorder{ResponseWriter: w}}
 			r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
-			next.ServeHTTP(rec, r)
+			next.ServeHTTP(&st.rec, r)
 
-			status := rec.status
+			status := st.rec.status
 			if status == 0 {
 				status = http.StatusOK
 			}
