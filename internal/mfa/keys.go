@@ -458,3 +458,11 @@ func (s *Service) FinishPasskeySignIn(ctx context.Context, ceremony string, resp
 	}
 	return accountID, nil
 }
+
+// DeleteExpiredCeremonies removes WebAuthn ceremonies that were begun but
+// never finished and have expired; the server's janitor calls it now and
+// then. Returns how many it removed.
+func (s *Service) DeleteExpiredCeremonies(ctx context.Context) (int, error) {
+	n, err := s.store.DeleteExpiredWebAuthnCeremonies(ctx, s.clock.Now())
+	return n, internal(err)
+}

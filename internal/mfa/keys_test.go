@@ -288,10 +288,11 @@ func TestCeremonyCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, _ := e.st.DeleteExpiredWebAuthnCeremonies(ctx, e.clk.Now()); n != 0 {
+	if n, _ := e.svc.DeleteExpiredCeremonies(ctx); n != 0 {
 		t.Errorf("deleted %d live ceremonies", n)
 	}
-	if n, _ := e.st.DeleteExpiredWebAuthnCeremonies(ctx, e.clk.Now().Add(6*time.Minute)); n != 3 {
+	e.clk.Advance(6 * time.Minute)
+	if n, _ := e.svc.DeleteExpiredCeremonies(ctx); n != 3 {
 		t.Errorf("deleted %d expired ceremonies, want 3", n)
 	}
 }
