@@ -4,8 +4,10 @@ package config
 
 import "time"
 
-// Config is every setting moat reads. Field comments are the documentation
-// `moat serve --help` and docs/configuration.md are generated from.
+// Config is every setting moat reads. The settings table in load.go gives
+// each TOML key its environment variable, flag and the one-line help that
+// `moat serve --help` prints (a test keeps the table and this struct in
+// step); the field comments here say why a setting exists.
 type Config struct {
 	// Addr is the listen address.
 	Addr string `toml:"addr"`
