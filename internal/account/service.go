@@ -108,7 +108,8 @@ func ConfigFrom(c config.Config) Config {
 	}
 }
 
-// Deps are what the service needs. Every field is required except Logger.
+// Deps are what the service needs. Every field is required except Logger
+// (nil discards) and Policy (the zero value means password.DefaultPolicy()).
 type Deps struct {
 	Store   store.Store
 	Clock   clock.Clock
