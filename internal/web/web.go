@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/moat-dev/moat/internal/account"
@@ -152,6 +153,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 // serveStatic serves the embedded stylesheet and script. URLs carry a content
 // hash (?v=...), so they may be cached for a year.
 func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+		http.NotFound(w, r)
+		return
+	}
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.static.ServeHTTP(w, r)
 }

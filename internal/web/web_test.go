@@ -379,6 +379,7 @@ func TestStaticAssets(t *testing.T) {
 			t.Errorf("%s: Content-Type %q, Cache-Control %q", tc.path, r.header.Get("Content-Type"), r.header.Get("Cache-Control"))
 		}
 	}
+	expect(t, b.get("/static/"), 404, "")
 	// The pages link them with a content hash, so a changed file gets a new URL.
 	contains(t, b.get("/login"), `href="/static/moat.css?v=`, `src="/static/moat.js?v=`)
 }
