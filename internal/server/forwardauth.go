@@ -20,20 +20,6 @@ const (
 	HeaderSessionID = "X-Moat-Session-Id"
 )
 
-// sessionCookieName is the web session cookie internal/web sets: with the
-// __Host- prefix when moat is served over https.
-//
-// TODO(coordination): internal/web keeps its cookie names unexported; ask
-// it to export one (e.g. web.SessionCookie(secure)) and use that here. The
-// server test signs in through the pages and checks this name, so a drift
-// fails the build.
-func sessionCookieName(secure bool) string {
-	if secure {
-		return "__Host-moat_session"
-	}
-	return "moat_session"
-}
-
 // forwardAuth is GET /auth/verify for reverse proxies (nginx auth_request,
 // Traefik forwardAuth, Envoy ext_authz): 200 with the identity headers when
 // the request carries a valid session — the web session cookie or an

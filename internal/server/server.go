@@ -226,7 +226,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	apiMux := http.NewServeMux()
 	jsonAPI.Register(apiMux)
 	mux.Handle("/api/", httpx.RequireJSON(apiMux))
-	mux.Handle("/auth/verify", forwardAuth(s.accounts, trusted, sessionCookieName(secure)))
+	mux.Handle("/auth/verify", forwardAuth(s.accounts, trusted, web.SessionCookieName(secure)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

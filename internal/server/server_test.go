@@ -24,6 +24,7 @@ import (
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/store/postgres/pgtest"
 	"github.com/moat-dev/moat/internal/testenv"
+	"github.com/moat-dev/moat/internal/web"
 )
 
 const testPassword = "violet-tractor-mango-cloud-91"
@@ -206,8 +207,7 @@ func TestSignUpThroughDevMailbox(t *testing.T) {
 }
 
 // TestForwardAuthWebCookie signs in through the HTML form and checks the
-// cookie it sets is the one /auth/verify reads (the name lives in
-// internal/web).
+// cookie it sets is the one /auth/verify reads.
 func TestForwardAuthWebCookie(t *testing.T) {
 	ts := start(t, testConfig(t, func(c *config.Config) { c.Security.DeviceApproval = false }))
 	if _, err := ts.Accounts().CreateConfirmedUser(context.Background(), "web@example.com", testPassword, store.RoleSupport, "test"); err != nil {
@@ -235,7 +235,7 @@ func TestForwardAuthWebCookie(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get(HeaderRole) != "support" {
-		t.Errorf("verify with the web session cookie: %d (cookies %v; server reads %q)", resp.StatusCode, names, sessionCookieName(false))
+		t.Errorf("verify with the web session cookie: %d (cookies %v; server reads %q)", resp.StatusCode, names, web.SessionCookieName(false))
 	}
 }
 
