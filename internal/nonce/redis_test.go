@@ -5,21 +5,19 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/moat-dev/moat/internal/testenv"
 )
 
 // testRedis connects to MOAT_TEST_REDIS_ADDR and returns a client and a
 // random key prefix whose keys are deleted when the test ends.
 func testRedis(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	addr := os.Getenv("MOAT_TEST_REDIS_ADDR")
-	if addr == "" {
-		t.Skip("MOAT_TEST_REDIS_ADDR not set (e.g. 127.0.0.1:6379); skipping Redis tests")
-	}
+	addr := testenv.RedisAddr(t)
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -59,7 +57,7 @@ func TestRedisCounter(t *testing.T) {
 // Two nodes share one Redis: a nonce accepted by one is refused by the other,
 // and so is a stale one; rate counters are shared the same way.
 func TestRedisTwoNodes(t *testing.T) {
-	addr := os.Getenv("MOAT_TEST_REDIS_ADDR")
+	addr := testenv.RedisAddr(t)
 	_, prefix := testRedis(t)
 	ctx := context.Background()
 	node := func() (*Redis, *RedisCounter) {

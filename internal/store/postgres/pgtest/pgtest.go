@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/moat-dev/moat/internal/store/postgres"
+	"github.com/moat-dev/moat/internal/testenv"
 )
 
 // EnvDSN names the environment variable holding the server's URL.
@@ -42,10 +42,7 @@ type DB struct {
 // It skips t if EnvDSN is unset.
 func NewDB(t testing.TB) *DB {
 	t.Helper()
-	base := os.Getenv(EnvDSN)
-	if base == "" {
-		t.Skipf("%s not set: skipping tests that need PostgreSQL (set it to %s)", EnvDSN, ExampleDSN)
-	}
+	base := testenv.PostgresDSN(t) // skips, or fails under MOAT_TEST_REQUIRE=1
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
