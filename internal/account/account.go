@@ -6,9 +6,17 @@
 //
 //	password verified ──► [device approval] ──► [second factor] ──► session issued
 //
-// Each bracketed step is skipped when it does not apply. Second factors plug
-// in through the Factor interface (internal/mfa adds TOTP, WebAuthn, SMS and
-// backup codes); the flow itself does not change when a factor is added.
+// Each bracketed step is skipped when it does not apply: device approval
+// when the device is approved or approval is off, the second factor when
+// the account has none or its 2FA settings do not ask for one at sign-in
+// (Deps.SignInPolicy). A passkey (SignInWithPasskey) enters the same
+// machine with its second factor already verified, so it may still wait
+// for device approval but is never asked for another factor.
+//
+// Second factors plug in through the Factor interface (internal/mfa adds
+// TOTP, WebAuthn, SMS and backup codes); the flow itself does not change
+// when a factor is added. internal/mfa imports this package, so this
+// package states what it needs from it as small interfaces (twofactor.go).
 package account
 
 import (
@@ -42,6 +50,9 @@ type Factor interface {
 	Enrolled(ctx context.Context, accountID string) (bool, error)
 	// Verify checks response for the account; it must be atomic against
 	// replay. It returns an *apperr.Error for a wrong/reused/expired answer.
+	// For "webauthn" the response is the JSON the browser script posts
+	// (mfa.KeyResponse: the ceremony ID from StartSecondFactor's challenge
+	// and the assertion), so no state is kept here between the two calls.
 	Verify(ctx context.Context, accountID, response string) error
 }
 
@@ -70,6 +81,12 @@ type SignInResult struct {
 	Factors []string
 	// Session is set when Step is StepDone.
 	Session *IssuedSession
+	// MustEnrol (StepDone only): the platform makes 2FA mandatory for this
+	// account and it has no second factor yet (or, for staff, no security
+	// key). The adapter sends the person to enrolment before anything
+	// else. EnrolMethod is the method required, "" for any.
+	MustEnrol   bool
+	EnrolMethod string
 }
 
 // IssuedSession is a new session: the token is given to the client once and

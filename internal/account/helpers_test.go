@@ -56,6 +56,13 @@ var fastParams = password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16
 
 func newEnv(t testing.TB, tweak ...func(*Config)) *env {
 	t.Helper()
+	return newEnvWith(t, nil, tweak...)
+}
+
+// newEnvWith is newEnv with deps applied to the dependencies before New
+// (the 2FA interfaces).
+func newEnvWith(t testing.TB, deps func(*Deps), tweak ...func(*Config)) *env {
+	t.Helper()
 	ctx := context.Background()
 	clk := clock.NewFake(start)
 	var st store.Store
@@ -82,11 +89,15 @@ func newEnv(t testing.TB, tweak ...func(*Config)) *env {
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	svc := New(Deps{
+	d := Deps{
 		Store: st, Clock: clk, Rand: rand.Reader, Hasher: h, Policy: password.DefaultPolicy(),
 		Mailer: m, Audit: audit.New(clk), Counter: ctr, Config: cfg,
 		CodeKey: []byte("0123456789abcdef0123456789abcdef"),
-	})
+	}
+	if deps != nil {
+		deps(&d)
+	}
+	svc := New(d)
 	return &env{t: t, ctx: ctx, st: st, clk: clk, svc: svc, ctr: ctr, email: "jane@example.com", seen: map[string]bool{}}
 }
 
@@ -285,7 +296,9 @@ type fakeFactor struct {
 	name     string
 	mu       sync.Mutex
 	enrolled map[string]bool
-	calls    atomic.Int32
+	// refuse, when set, is what Verify returns for every answer.
+	refuse error
+	calls  atomic.Int32
 }
 
 func newFakeFactor(name string) *fakeFactor {
@@ -308,6 +321,12 @@ func (f *fakeFactor) enroll(accountID string) {
 
 func (f *fakeFactor) Verify(_ context.Context, _ string, response string) error {
 	f.calls.Add(1)
+	f.mu.Lock()
+	refuse := f.refuse
+	f.mu.Unlock()
+	if refuse != nil {
+		return refuse
+	}
 	if response == "right" {
 		return nil
 	}

@@ -326,10 +326,16 @@ func checkAntiPhishingCode(code string) error {
 // ChangePassword replaces the password after checking the current one;
 // revokes the account's other sessions, voids password-reset links, starts
 // the security-change hold (withdrawals pause) and e-mails the owner.
-// Returns BadCredential (field "current_password") for a wrong current
-// password, RateLimited after too many, and WeakPassword (field
+// When the account has a second factor, the session must have verified it
+// recently (step-up): otherwise StepUpNeeded, before the current password
+// is even looked at, so a stolen session cannot use the form to test
+// passwords. Returns BadCredential (field "current_password") for a wrong
+// current password, RateLimited after too many, and WeakPassword (field
 // "new_password") for an unacceptable new one.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, c Client) error {
+	if err := s.requireStepUp(ctx, p); err != nil {
+		return err
+	}
 	key := "pwchange:" + p.Account.ID
 	n, err := s.counter.Count(ctx, key, s.cfg.ThrottleWindow)
 	if err != nil {

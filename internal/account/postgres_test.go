@@ -54,6 +54,12 @@ func TestOnPostgresAndRedis(t *testing.T) {
 		"SecureAccount":               TestSecureAccount,
 		"ChangePassword":              TestChangePassword,
 		"AdminUsers":                  TestAdminUsers,
+		"SignInPolicy":                TestSignInPolicy,
+		"MustEnrol":                   TestMustEnrol,
+		"StartSecondFactor":           TestStartSecondFactor,
+		"SignInWithPasskey":           TestSignInWithPasskey,
+		"StepUpForPasswordChange":     TestStepUpForPasswordChange,
+		"RecordStepUp":                TestRecordStepUp,
 	} {
 		t.Run(name, fn)
 	}

@@ -109,7 +109,8 @@ func ConfigFrom(c config.Config) Config {
 }
 
 // Deps are what the service needs. Every field is required except Logger
-// (nil discards) and Policy (the zero value means password.DefaultPolicy()).
+// (nil discards), Policy (the zero value means password.DefaultPolicy())
+// and the 2FA interfaces at the end.
 type Deps struct {
 	Store   store.Store
 	Clock   clock.Clock
@@ -127,6 +128,31 @@ type Deps struct {
 	CodeKey []byte
 	// Logger receives operator diagnostics (never secrets); nil discards.
 	Logger *slog.Logger
+
+	// The 2FA service (internal/mfa's Service), as sign-in and step-up see
+	// it. Each is optional; nil keeps the behaviour without 2FA settings:
+	//
+	//   - SignInPolicy nil: a second factor is asked at sign-in whenever
+	//     the account has one of the registered factors enrolled.
+	//   - Enrolment nil: no account is ever told it must enrol.
+	//   - StepUp nil: ChangePassword needs a second factor verified within
+	//     StepUpWithin when the account has a registered factor enrolled
+	//     (nothing, with no factors registered).
+	//   - Challenges nil: StartSecondFactor sends nothing (fine for typed
+	//     codes only; set it when registering mfa's factors).
+	//
+	// Wiring with internal/mfa:
+	//
+	//	SignInPolicy: account.SignInPolicyOf(mfaService, mfa.FunctionSignIn),
+	//	Enrolment:    mfaService,
+	//	StepUp:       mfaService,
+	//	Challenges:   account.ChallengesOf[mfa.Challenge](),
+	//
+	// and RegisterFactor for each of mfaService.Factors().
+	SignInPolicy SignInPolicy
+	Enrolment    EnrolmentPolicy
+	StepUp       StepUp
+	Challenges   Challenges
 }
 
 // Service implements the account capability. Build it with New.
@@ -142,6 +168,11 @@ type Service struct {
 	cfg     Config
 	codeKey []byte
 	log     *slog.Logger
+
+	signInPolicy SignInPolicy
+	enrolment    EnrolmentPolicy
+	stepUp       StepUp
+	challenges   Challenges
 
 	factorsMu sync.RWMutex
 	factors   []Factor
@@ -188,6 +219,7 @@ func New(d Deps) *Service {
 		store: d.Store, clock: d.Clock, rand: d.Rand, hasher: d.Hasher, policy: d.Policy,
 		mailer: d.Mailer, audit: d.Audit, counter: d.Counter, cfg: c,
 		codeKey: slices.Clone(d.CodeKey), log: log,
+		signInPolicy: d.SignInPolicy, enrolment: d.Enrolment, stepUp: d.StepUp, challenges: d.Challenges,
 		throttle: newThrottle(),
 		cache:    newSessionCache(),
 	}

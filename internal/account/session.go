@@ -123,6 +123,25 @@ func (c *sessionCache) dropSession(accountID, sessionID string) {
 	}
 }
 
+// updateSession replaces the cached copy of sess (as just written to the
+// store) in place, keeping the activity this node has seen, so the change
+// shows at once without a reload.
+func (c *sessionCache) updateSession(sess store.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1) // a load in flight read the old row
+	for k := range c.byAccount[sess.AccountID] {
+		old := c.byHash[k]
+		if old == nil || old.p.Session.ID != sess.ID {
+			continue
+		}
+		e := &cacheEntry{p: Principal{Account: old.p.Account, Session: sess}, loadedAt: old.loadedAt}
+		e.lastSeen.Store(max(old.lastSeen.Load(), sess.LastSeenAt.UnixNano()))
+		e.stored.Store(max(old.stored.Load(), sess.LastSeenAt.UnixNano()))
+		c.byHash[k] = e
+	}
+}
+
 // anyAccount returns the ID of some cached account ("" if none); for
 // benchmarks.
 func (c *sessionCache) anyAccount() string {

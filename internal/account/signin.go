@@ -58,13 +58,9 @@ func (s *Service) SignIn(ctx context.Context, email, password string, c Client) 
 	// The device the request comes from, if the account knows it.
 	var dev store.Device
 	var knownDevice bool
-	if exists && c.DeviceToken != "" && len(c.DeviceToken) <= maxTokenLen {
-		d, err := s.store.GetDeviceByTokenHash(ctx, a.ID, secrets.HashToken(c.DeviceToken))
-		switch {
-		case err == nil:
-			dev, knownDevice = d, true
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, internal(err)
+	if exists {
+		if dev, knownDevice, err = s.clientDevice(ctx, a.ID, c); err != nil {
+			return nil, err
 		}
 	}
 	trusted := knownDevice && !dev.ApprovedAt.IsZero()
@@ -100,14 +96,54 @@ func (s *Service) SignIn(ctx context.Context, email, password string, c Client) 
 	if rehash {
 		s.rehash(ctx, a, password)
 	}
-	factors, err := s.enrolledFactors(ctx, a.ID)
+	n, err := s.needs(ctx, a)
 	if err != nil {
-		return nil, internal(err)
+		return nil, err
 	}
 	if !knownDevice {
-		dev = store.Device{AccountID: a.ID, Name: deviceName(c.UserAgent), LastIP: c.IP, CreatedAt: now}
+		dev = deviceFor(a.ID, c, now)
 	}
-	return s.begin(ctx, a, dev, knownDevice, trusted, factors, c, now)
+	return s.begin(ctx, a, dev, knownDevice, trusted, n, signInHow{method: methodPassword}, c, now)
+}
+
+// clientDevice finds the account's device that c's device token belongs
+// to; known is false when there is none.
+func (s *Service) clientDevice(ctx context.Context, accountID string, c Client) (dev store.Device, known bool, err error) {
+	if c.DeviceToken == "" || len(c.DeviceToken) > maxTokenLen {
+		return dev, false, nil
+	}
+	dev, err = s.store.GetDeviceByTokenHash(ctx, accountID, secrets.HashToken(c.DeviceToken))
+	switch {
+	case err == nil:
+		return dev, true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return store.Device{}, false, nil
+	}
+	return store.Device{}, false, internal(err)
+}
+
+// deviceFor describes the new device c signs in from, not stored yet.
+func deviceFor(accountID string, c Client, now time.Time) store.Device {
+	return store.Device{AccountID: accountID, Name: deviceName(c.UserAgent), LastIP: c.IP, CreatedAt: now}
+}
+
+// Sign-in methods, as the audit log records them.
+const (
+	methodPassword = "password"
+	methodPasskey  = "passkey"
+)
+
+// signInHow is how a sign-in proves itself, for the state machine and the
+// audit log.
+type signInHow struct {
+	// method is methodPassword or methodPasskey.
+	method string
+	// factorAt is when a second factor was verified (zero: not yet). A
+	// passkey is verified before the sign-in begins.
+	factorAt time.Time
+	// factor names the factor verified by the step that completes the
+	// sign-in, if any.
+	factor string
 }
 
 // signInFailed counts and records a wrong password and returns the error
@@ -175,16 +211,21 @@ func (s *Service) rehash(ctx context.Context, a store.Account, password string) 
 	}
 }
 
-// begin continues a sign-in after the password: it issues the session at
-// once when nothing else is required, or creates the pending sign-in and
-// sends the device-approval e-mail.
-func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, knownDevice, trusted bool, factors []string, c Client, now time.Time) (*SignInResult, error) {
+// begin continues a sign-in after the password (or the passkey): it issues
+// the session at once when nothing else is required, or creates the pending
+// sign-in and sends the device-approval e-mail.
+func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, knownDevice, trusted bool, n signInNeeds, how signInHow, c Client, now time.Time) (*SignInResult, error) {
 	newDevice := !trusted
 	needApproval := newDevice && s.cfg.DeviceApproval
+	needFactor := n.factor && how.factorAt.IsZero()
 
-	if !needApproval && len(factors) == 0 {
+	if !needApproval && !needFactor {
+		enrol, err := s.mustEnrol(ctx, a)
+		if err != nil {
+			return nil, err
+		}
 		var issued *IssuedSession
-		err := s.store.InTx(ctx, func(tx store.Queries) error {
+		err = s.store.InTx(ctx, func(tx store.Queries) error {
 			deviceToken := ""
 			if !trusted {
 				var err error
@@ -196,7 +237,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 				}
 			}
 			var err error
-			issued, err = s.issue(ctx, tx, a, dev, newDevice, time.Time{}, deviceToken, c, now)
+			issued, err = s.issue(ctx, tx, a, dev, newDevice, how, deviceToken, c, now)
 			return err
 		})
 		if err != nil {
@@ -205,7 +246,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 		if err := s.signedIn(ctx, a.Email, newDevice); err != nil {
 			return nil, err
 		}
-		return &SignInResult{Step: StepDone, Session: issued}, nil
+		return enrol.done(issued), nil
 	}
 
 	pendingToken, err := secrets.NewToken(s.rand)
@@ -219,6 +260,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 	p := store.PendingSignIn{
 		ID: id, TokenHash: secrets.HashToken(pendingToken), AccountID: a.ID,
 		NewDevice: newDevice, Client: clientKind(c), IP: c.IP, UserAgent: c.UserAgent,
+		FactorAt:  how.factorAt,
 		CreatedAt: now, ExpiresAt: now.Add(s.cfg.DeviceCodeTTL),
 	}
 	if needApproval {
@@ -254,7 +296,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 			}); err != nil {
 				return err
 			}
-			if err := s.record(ctx, tx, "signin.device_approval_sent", a, c, dev.ID, map[string]any{"device": dev.Name}); err != nil {
+			if err := s.record(ctx, tx, "signin.device_approval_sent", a, c, dev.ID, map[string]any{"device": dev.Name, "method": how.method}); err != nil {
 				return err
 			}
 		} else if err := s.record(ctx, tx, "signin.second_factor_required", a, c, dev.ID, map[string]any{"device": dev.Name}); err != nil {
@@ -265,7 +307,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 	if err != nil {
 		return nil, internal(err)
 	}
-	return s.result(p, pendingToken, factors), nil
+	return s.result(p, pendingToken, n.factors), nil
 }
 
 // saveDevice stores a new device (or gives a known one a new token).
@@ -328,15 +370,15 @@ func (s *Service) result(p store.PendingSignIn, pendingToken string, factors []s
 
 // next is the one place that decides what a pending sign-in still needs:
 // device approval (when required and the device is not approved), then a
-// second factor (when the account has one and none was verified), then
-// nothing: done. StateDone is terminal.
-func (s *Service) next(p *store.PendingSignIn, dev store.Device, factors []string) store.SignInState {
+// second factor (when the account must give one at sign-in and none was
+// verified), then nothing: done. StateDone is terminal.
+func (s *Service) next(p *store.PendingSignIn, dev store.Device, n signInNeeds) store.SignInState {
 	switch {
 	case p.State == store.StateDone:
 		return store.StateDone
 	case s.cfg.DeviceApproval && dev.ApprovedAt.IsZero():
 		return store.StateDeviceApproval
-	case len(factors) > 0 && p.FactorAt.IsZero():
+	case n.factor && p.FactorAt.IsZero():
 		return store.StateSecondFactor
 	}
 	return store.StateDone
@@ -387,11 +429,27 @@ type failedAttempt struct{ err error }
 func (f *failedAttempt) Error() string { return f.err.Error() }
 
 // advance runs step on the pending sign-in of pendingToken (p0 is a copy
-// loaded by the caller) and moves it on.
-func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.PendingSignIn, c Client, step stepFunc) (*SignInResult, error) {
-	factors, err := s.enrolledFactors(ctx, p0.AccountID)
+// loaded by the caller) and moves it on. factor names the second factor the
+// step verifies, if it does.
+//
+// What the sign-in requires (second factor, enrolment) is decided before
+// the transaction from the account as it is now, so a failure there writes
+// nothing.
+func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.PendingSignIn, c Client, factor string, step stepFunc) (*SignInResult, error) {
+	a0, err := s.store.GetAccount(ctx, p0.AccountID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errPendingUnknown()
+	}
 	if err != nil {
 		return nil, internal(err)
+	}
+	n, err := s.needs(ctx, a0)
+	if err != nil {
+		return nil, err
+	}
+	enrol, err := s.mustEnrol(ctx, a0)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	var res *SignInResult
@@ -409,12 +467,21 @@ func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.Pen
 			return err
 		}
 		wasApproved := !dev.ApprovedAt.IsZero()
+		how := signInHow{method: methodPassword}
 		p, err := tx.UpdatePendingSignIn(ctx, p0.ID, func(p *store.PendingSignIn) error {
 			if err := pendingUsable(p, now); err != nil {
 				return err
 			}
 			if !a.LockedAt.IsZero() {
 				return apperr.New(apperr.AccountLocked, "This account is locked, so nobody can sign in to it. Contact support to unlock it.")
+			}
+			// A factor verified before this step means a passkey: the
+			// password flow asks for its factor only once the device is
+			// approved, and the step that verifies it completes the
+			// sign-in.
+			how = signInHow{method: methodPassword}
+			if !p.FactorAt.IsZero() {
+				how.method = methodPasskey
 			}
 			if step != nil {
 				failedStep = string(p.State)
@@ -429,7 +496,7 @@ func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.Pen
 					return err
 				}
 			}
-			p.State = s.next(p, dev, factors)
+			p.State = s.next(p, dev, n)
 			return nil
 		})
 		if errors.Is(err, store.ErrNotFound) {
@@ -459,14 +526,18 @@ func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.Pen
 			}
 		}
 		if p.State != store.StateDone {
-			res = s.result(p, pendingToken, factors)
+			res = s.result(p, pendingToken, n.factors)
 			return nil
 		}
-		sess, err := s.issue(ctx, tx, a, dev, p.NewDevice, p.FactorAt, s.deviceTokenFor(pendingToken), c, now)
+		how.factorAt = p.FactorAt
+		if how.method == methodPassword {
+			how.factor = factor
+		}
+		sess, err := s.issue(ctx, tx, a, dev, p.NewDevice, how, s.deviceTokenFor(pendingToken), c, now)
 		if err != nil {
 			return err
 		}
-		res = &SignInResult{Step: StepDone, Session: sess}
+		res = enrol.done(sess)
 		return nil
 	})
 	if err != nil {
@@ -510,7 +581,7 @@ func (s *Service) ApproveDevice(ctx context.Context, pendingToken, code string, 
 		return nil, errNotWaitingForDevice()
 	}
 	code = normalizeCode(code)
-	return s.advance(ctx, pendingToken, p0, c, func(p *store.PendingSignIn, dev *store.Device) error {
+	return s.advance(ctx, pendingToken, p0, c, "", func(p *store.PendingSignIn, dev *store.Device) error {
 		if p.State != store.StateDeviceApproval {
 			return errNotWaitingForDevice()
 		}
@@ -531,6 +602,13 @@ func errNotWaitingForDevice() error {
 
 // wrongAnswer is the error for a wrong code; attempts counts this one.
 func wrongAnswer(field, msg string, attempts int) error {
+	return countedAnswer(apperr.TokenInvalid, field, msg, attempts)
+}
+
+// countedAnswer is the error for an answer refused with code (a wrong,
+// reused or expired code keeps saying which), with the tries left; the
+// last try stops the sign-in instead.
+func countedAnswer(code apperr.Code, field, msg string, attempts int) error {
 	left := maxCodeAttempts - attempts
 	switch {
 	case left <= 0:
@@ -541,7 +619,7 @@ func wrongAnswer(field, msg string, attempts int) error {
 	default:
 		msg += fmt.Sprintf(" You have %d tries left.", left)
 	}
-	return &apperr.Error{Code: apperr.TokenInvalid, Field: field, Message: msg}
+	return &apperr.Error{Code: code, Field: field, Message: msg}
 }
 
 // normalizeCode drops the spaces and dashes people type in codes.
@@ -617,24 +695,38 @@ func (s *Service) PendingStatus(ctx context.Context, pendingToken string, c Clie
 		return nil, err
 	}
 	// A poll that changes nothing writes nothing.
-	factors, err := s.enrolledFactors(ctx, p0.AccountID)
+	a, err := s.store.GetAccount(ctx, p0.AccountID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errPendingUnknown()
+	}
 	if err != nil {
 		return nil, internal(err)
+	}
+	n, err := s.needs(ctx, a)
+	if err != nil {
+		return nil, err
 	}
 	dev, err := s.store.GetDevice(ctx, p0.DeviceID)
 	if err != nil {
 		return nil, internal(err)
 	}
-	if st := s.next(&p0, dev, factors); st == p0.State {
-		return s.result(p0, pendingToken, factors), nil
+	if st := s.next(&p0, dev, n); st == p0.State {
+		return s.result(p0, pendingToken, n.factors), nil
 	}
-	return s.advance(ctx, pendingToken, p0, c, nil)
+	return s.advance(ctx, pendingToken, p0, c, "", nil)
 }
 
 // VerifySecondFactor completes the second-factor step with one factor.
 // Only valid while the sign-in waits for a second factor (Conflict
-// otherwise: approve the device first). A wrong answer returns the
-// factor's error and counts towards the 5 tries of the pending sign-in.
+// otherwise: approve the device first). A wrong, replayed or expired answer
+// returns the factor's error (its code and message, with the tries left)
+// and counts towards the 5 tries of the pending sign-in. The factor's other
+// refusals (RateLimited, Forbidden for a security key whose signature
+// counter went back, NotFound for a factor removed meanwhile) pass through
+// without counting a try.
+//
+// For "webauthn" the response is the JSON the browser script posts after
+// StartSecondFactor (mfa.KeyResponse); for the others, the typed code.
 func (s *Service) VerifySecondFactor(ctx context.Context, pendingToken, factor, response string, c Client) (*SignInResult, error) {
 	now := s.now()
 	p0, err := s.loadPending(ctx, pendingToken, now)
@@ -661,7 +753,7 @@ func (s *Service) VerifySecondFactor(ctx context.Context, pendingToken, factor, 
 		// Rate limits and outages are not wrong answers.
 		return nil, internal(verr)
 	}
-	return s.advance(ctx, pendingToken, p0, c, func(p *store.PendingSignIn, _ *store.Device) error {
+	return s.advance(ctx, pendingToken, p0, c, factor, func(p *store.PendingSignIn, _ *store.Device) error {
 		if p.State != store.StateSecondFactor {
 			return errNotWaitingForFactor(p.State)
 		}
@@ -671,7 +763,7 @@ func (s *Service) VerifySecondFactor(ctx context.Context, pendingToken, factor, 
 			if field == "" {
 				field = "response"
 			}
-			return &failedAttempt{wrongAnswer(field, e.Message, p.Attempts+1)}
+			return &failedAttempt{countedAnswer(e.Code, field, e.Message, p.Attempts+1)}
 		}
 		p.FactorAt = now
 		return nil
@@ -698,7 +790,7 @@ func contains(list []string, s string) bool {
 // token every time (a token the client brought is never used), the device
 // marked seen and approved, the audit event, and for a new device the
 // "new sign-in" e-mail with a link to secure the account.
-func (s *Service) issue(ctx context.Context, tx store.Queries, a store.Account, dev store.Device, newDevice bool, factorAt time.Time, deviceToken string, c Client, now time.Time) (*IssuedSession, error) {
+func (s *Service) issue(ctx context.Context, tx store.Queries, a store.Account, dev store.Device, newDevice bool, how signInHow, deviceToken string, c Client, now time.Time) (*IssuedSession, error) {
 	token, err := secrets.NewToken(s.rand)
 	if err != nil {
 		return nil, err
@@ -711,7 +803,7 @@ func (s *Service) issue(ctx context.Context, tx store.Queries, a store.Account, 
 		ID: id, TokenHash: secrets.HashToken(token), AccountID: a.ID, DeviceID: dev.ID,
 		Client: clientKind(c), IP: c.IP, UserAgent: c.UserAgent,
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionAbsolute),
-		SecondFactorAt: factorAt,
+		SecondFactorAt: how.factorAt,
 	}
 	if err := tx.CreateSession(ctx, sess); err != nil {
 		return nil, err
@@ -732,9 +824,14 @@ func (s *Service) issue(ctx context.Context, tx store.Queries, a store.Account, 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.record(ctx, tx, "signin.success", a, c, dev.ID, map[string]any{
-		"new_device": newDevice, "device": dev.Name, "session_id": sess.ID, "second_factor": !factorAt.IsZero(),
-	}); err != nil {
+	data := map[string]any{
+		"new_device": newDevice, "device": dev.Name, "session_id": sess.ID,
+		"method": how.method, "second_factor": !how.factorAt.IsZero(),
+	}
+	if how.factor != "" {
+		data["factor"] = how.factor
+	}
+	if err := s.record(ctx, tx, "signin.success", a, c, dev.ID, data); err != nil {
 		return nil, err
 	}
 	if newDevice {

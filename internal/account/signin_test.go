@@ -340,8 +340,19 @@ func TestDeviceApprovalLink(t *testing.T) {
 // of up to three calls (then finished), against a model of what may
 // happen. Whatever the order, a session is issued only by a successful
 // VerifySecondFactor after the device was approved, exactly once, and the
-// factor is not even asked before the device is approved.
+// factor is not even asked before the device is approved. It holds whether
+// the factor is asked because it is enrolled or because the sign-in policy
+// says so.
 func TestStateMachineCannotBeSkipped(t *testing.T) {
+	t.Run("enrolled factor", func(t *testing.T) { stateMachineCannotBeSkipped(t, nil) })
+	t.Run("sign-in policy", func(t *testing.T) {
+		pol := newFakePolicy()
+		pol.all = true
+		stateMachineCannotBeSkipped(t, func(d *Deps) { d.SignInPolicy = pol })
+	})
+}
+
+func stateMachineCannotBeSkipped(t *testing.T, deps func(*Deps)) {
 	ops := []string{"status", "code", "link", "factor_right", "factor_wrong"}
 	var seqs [][]string
 	var gen func(prefix []string)
@@ -358,7 +369,7 @@ func TestStateMachineCannotBeSkipped(t *testing.T) {
 	}
 	gen(nil)
 
-	e := newEnv(t, func(c *Config) { c.IPLimit = 100000 })
+	e := newEnvWith(t, deps, func(c *Config) { c.IPLimit = 100000 })
 	f := newFakeFactor("totp")
 	e.svc.RegisterFactor(f)
 	a := e.signUpConfirmed(e.email, goodPassword)
