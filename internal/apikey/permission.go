@@ -1,8 +1,9 @@
 // Package apikey is the domain of API keys for bots: what a key is, which
 // permissions it can carry, how a request is signed the way Kraken signs it,
 // how the signed request is parsed, which permission each method needs, and
-// the rate-limit model. It holds no storage and no HTTP handler: the store
-// keeps Key records, internal/nonce keeps the hot counters, and
+// the rate-limit model; and the Service (service.go) that creates, changes
+// and deletes keys in the store and answers the gateway's key lookups. It
+// has no HTTP handler: internal/nonce keeps the hot counters, and
 // internal/gateway puts it all together in front of the exchange backend.
 package apikey
 

@@ -25,6 +25,9 @@ const (
 	TemplateAccountLocked   = "account_locked"
 	TemplatePasswordChanged = "password_changed"
 	TemplateAntiPhishingSet = "anti_phishing_set"
+	TemplateAPIKeyCreated   = "apikey_created"
+	TemplateAPIKeyChanged   = "apikey_changed"
+	TemplateAPIKeyDeleted   = "apikey_deleted"
 )
 
 // templateSpec is one message: its subject and body templates and the Data
@@ -167,6 +170,76 @@ You set an anti-phishing code for your {{.Brand}} account. From now on it appear
 If an e-mail that claims to come from {{.Brand}} does not show your code, or shows a different one, it is not from us: do not open its links and do not reply.
 
 If you did not set this code, sign in at {{.Home}} and check your security settings: someone may have access to your account.
+`,
+	},
+
+	// API keys (internal/apikey). From says who made the change: "IP
+	// address 203.0.113.9" for the owner's session, or the operator's
+	// command line. The secret itself is never in an e-mail.
+	TemplateAPIKeyCreated: {
+		subject:  `A new API key was created on your {{.Brand}} account`,
+		required: []string{"Name", "Permissions", "AllowedIPs", "Expires", "From", "Time", "KeysLink", "SecureLink"},
+		optional: []string{"Warning"},
+		body: `
+An API key was created on your {{.Brand}} account. Programs holding it can act on your account with these permissions:
+
+  Name:        {{.Name}}
+  Permissions: {{.Permissions}}
+  Allowed IPs: {{.AllowedIPs}}
+  Expires:     {{.Expires}}
+  From:        {{.From}}
+  Time:        {{.Time}}
+{{- if .Warning}}
+
+{{.Warning}}
+{{- end}}
+
+If this was you, keep the key's secret in a secret manager: it was shown once and cannot be shown again. You can review, change and delete your keys here:
+
+{{.KeysLink}}
+
+If it was not you, someone has access to your account. Secure your account now: this signs out every session, locks the account so nobody can sign in, and stops every API key from working.
+
+{{.SecureLink}}
+`,
+	},
+
+	TemplateAPIKeyChanged: {
+		subject:  `An API key on your {{.Brand}} account was changed`,
+		required: []string{"Name", "Change", "From", "Time", "KeysLink", "SecureLink"},
+		body: `
+The API key "{{.Name}}" on your {{.Brand}} account was changed:
+
+  Change: {{.Change}}
+  From:   {{.From}}
+  Time:   {{.Time}}
+
+If this was you, there is nothing to do. You can review your keys here:
+
+{{.KeysLink}}
+
+If it was not you, someone has access to your account. Secure your account now: this signs out every session, locks the account so nobody can sign in, and stops every API key from working.
+
+{{.SecureLink}}
+`,
+	},
+
+	TemplateAPIKeyDeleted: {
+		subject:  `An API key on your {{.Brand}} account was deleted`,
+		required: []string{"Name", "From", "Time", "KeysLink", "SecureLink"},
+		body: `
+The API key "{{.Name}}" on your {{.Brand}} account was deleted. Programs using it can no longer reach your account with it.
+
+  From: {{.From}}
+  Time: {{.Time}}
+
+If this was you, there is nothing to do. You can review your remaining keys here:
+
+{{.KeysLink}}
+
+If it was not you, someone has access to your account. Secure your account now: this signs out every session, locks the account so nobody can sign in, and stops every API key from working.
+
+{{.SecureLink}}
 `,
 	},
 }

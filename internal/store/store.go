@@ -161,6 +161,9 @@ type Queries interface {
 	// ListOutbox returns the newest messages of a channel, newest first
 	// (the development mailbox reads e-mail this way). limit <= 0 means 100.
 	ListOutbox(ctx context.Context, channel string, limit int) ([]OutboxMessage, error)
+
+	// API keys and sandbox books (apikey.go).
+	APIKeyQueries
 }
 
 // Role of an account.

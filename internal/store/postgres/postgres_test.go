@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/store/postgres"
@@ -42,7 +45,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(applied, []string{"0001_foundation"}) {
+	if !slices.Equal(applied, allMigrations(t)) {
 		t.Fatalf("first Migrate applied %q", applied)
 	}
 	applied, err = s.Migrate(ctx)
@@ -89,8 +92,8 @@ func TestMigrateConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if !slices.Equal(all, []string{"0001_foundation"}) {
-		t.Fatalf("migrations applied %q, want 0001_foundation once", all)
+	if !slices.Equal(all, allMigrations(t)) {
+		t.Fatalf("migrations applied %q, want each of %q once", all, allMigrations(t))
 	}
 }
 
@@ -250,5 +253,82 @@ func BenchmarkGetSessionByTokenHash(b *testing.B) {
 				i += 7
 			}
 		})
+	})
+}
+
+// allMigrations lists the migrations in the source directory (what Migrate
+// embeds), in order.
+func allMigrations(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations found: %v", err)
+	}
+	var out []string
+	for _, f := range files {
+		out = append(out, strings.TrimSuffix(filepath.Base(f), ".sql"))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestSecretsNotInDump selects every text and binary column of every table
+// in the store's schema, as pg_dump would see them.
+func TestSecretsNotInDump(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t).DSN(t)
+	s, err := postgres.OpenAndMigrate(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckSecretsNotInDump(t, s, func(t *testing.T) []byte {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		rows, err := conn.Query(ctx, `SELECT table_name, column_name, data_type FROM information_schema.columns
+			WHERE table_schema = current_schema()
+			AND data_type IN ('text', 'bytea', 'character varying', 'character', 'json', 'jsonb')
+			ORDER BY table_name, column_name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type column struct{ table, name, typ string }
+		cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
+			var c column
+			return c, r.Scan(&c.table, &c.name, &c.typ)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []byte
+		tables := map[string]bool{}
+		for _, c := range cols {
+			tables[c.table] = true
+			expr := pgx.Identifier{c.name}.Sanitize()
+			if c.typ != "bytea" {
+				expr = `convert_to(` + expr + `::text, 'UTF8')`
+			}
+			rows, err := conn.Query(ctx, `SELECT `+expr+` FROM `+pgx.Identifier{c.table}.Sanitize())
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+			if err != nil {
+				t.Fatalf("%s.%s: %v", c.table, c.name, err)
+			}
+			for _, v := range vals {
+				all = append(all, v...)
+				all = append(all, 0)
+			}
+		}
+		for _, want := range []string{"api_keys", "sandbox_books", "accounts", "audit_events", "outbox"} {
+			if !tables[want] {
+				t.Errorf("the dump did not read table %s", want)
+			}
+		}
+		return all
 	})
 }

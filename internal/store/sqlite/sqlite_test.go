@@ -2,9 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,7 +60,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(applied, []string{"0001_foundation"}) {
+	if !slices.Equal(applied, allMigrations(t)) {
 		t.Fatalf("first Migrate applied %q", applied)
 	}
 	applied, err = s.Migrate(ctx)
@@ -113,8 +117,8 @@ func TestMigrateConcurrent(t *testing.T) {
 		}
 		all = append(all, <-results...)
 	}
-	if !slices.Equal(all, []string{"0001_foundation"}) {
-		t.Fatalf("migrations applied %q, want 0001_foundation once", all)
+	if !slices.Equal(all, allMigrations(t)) {
+		t.Fatalf("migrations applied %q, want each of %q once", all, allMigrations(t))
 	}
 }
 
@@ -206,4 +210,42 @@ func seedSessions(b *testing.B, s store.Store, n int) [][]byte {
 		b.Fatal(err)
 	}
 	return hashes
+}
+
+// allMigrations lists the migrations in the source directory (what Migrate
+// embeds), in order.
+func allMigrations(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations found: %v", err)
+	}
+	var out []string
+	for _, f := range files {
+		out = append(out, strings.TrimSuffix(filepath.Base(f), ".sql"))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestSecretsNotInDump reads the database file (and its write-ahead log,
+// where recent writes live) byte by byte.
+func TestSecretsNotInDump(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "moat.db")
+	s, err := sqlite.OpenAndMigrate(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckSecretsNotInDump(t, s, func(t *testing.T) []byte {
+		var all []byte
+		for _, p := range []string{path, path + "-wal"} {
+			b, err := os.ReadFile(p)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		return all
+	})
 }

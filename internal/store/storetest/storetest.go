@@ -88,6 +88,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tx/ContinuesAfterConflict", testTxContinuesAfterConflict},
 		{"Tx/ConcurrentTransfers", testTxConcurrent},
 	}
+	tests = append(tests, apiKeyTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
