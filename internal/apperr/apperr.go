@@ -17,14 +17,14 @@ type Code string
 
 // The codes. Broad classes first, then specific reasons clients act on.
 const (
-	Internal      Code = "internal"       // a bug or an outage; details only in logs
-	Invalid       Code = "invalid"        // malformed or unacceptable input
-	NotFound      Code = "not_found"      // no such thing (or not yours)
-	Conflict      Code = "conflict"       // the thing exists already / state changed
-	Unauthorized  Code = "unauthorized"   // not signed in, or session no longer valid
-	Forbidden     Code = "forbidden"      // signed in but not allowed
-	RateLimited   Code = "rate_limited"   // slow down; see RetryAfter
-	TooLarge      Code = "too_large"      // request body over the limit
+	Internal      Code = "internal"     // a bug or an outage; details only in logs
+	Invalid       Code = "invalid"      // malformed or unacceptable input
+	NotFound      Code = "not_found"    // no such thing (or not yours)
+	Conflict      Code = "conflict"     // the thing exists already / state changed
+	Unauthorized  Code = "unauthorized" // not signed in, or session no longer valid
+	Forbidden     Code = "forbidden"    // signed in but not allowed
+	RateLimited   Code = "rate_limited" // slow down; see RetryAfter
+	TooLarge      Code = "too_large"    // request body over the limit
 	BadCredential Code = "invalid_credentials"
 	Unconfirmed   Code = "email_unconfirmed"
 	AccountLocked Code = "account_locked"
