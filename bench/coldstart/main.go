@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moat-dev/moat/bench/internal/harness"
 	"github.com/moat-dev/moat/bench/internal/load"
 )
 
@@ -45,12 +46,10 @@ func run(runs int) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	bin := filepath.Join(tmp, "moat")
 	fmt.Println("building moat (not measured)…")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/moat")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build (run this from the repository root): %w", err)
+	bin, err := harness.Build(tmp)
+	if err != nil {
+		return err
 	}
 	if fi, err := os.Stat(bin); err == nil {
 		fmt.Printf("binary: %.1f MB\n", float64(fi.Size())/(1<<20))
@@ -125,9 +124,12 @@ func startOnce(bin, dataDir string) (time.Duration, string, error) {
 		}
 	}
 	elapsed := time.Since(start)
-	rss := load.PeakRSS(fmt.Sprint(cmd.Process.Pid))
+	rss, err := harness.PeakRSSOf(cmd.Process.Pid)
 	stop()
-	return elapsed, rss, nil
+	if err != nil {
+		return 0, "", err
+	}
+	return elapsed, rss.String(), nil
 }
 
 // freeAddr returns a loopback address with a port nobody listens on now.

@@ -4,14 +4,11 @@
 package load
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +42,15 @@ type Result struct {
 
 // PerSecond is successful operations per second.
 func (r Result) PerSecond() float64 { return float64(r.OK) / r.Duration.Seconds() }
+
+// Add sums two measurements (of the same kind, taken one after the other).
+func (r Result) Add(o Result) Result {
+	first := r.FirstError
+	if first == nil {
+		first = o.FirstError
+	}
+	return Result{OK: r.OK + o.OK, Failed: r.Failed + o.Failed, Duration: r.Duration + o.Duration, FirstError: first}
+}
 
 func (r Result) String() string {
 	s := fmt.Sprintf("%.0f/s (%d in %.1fs)", r.PerSecond(), r.OK, r.Duration.Seconds())
@@ -110,21 +116,4 @@ func Do(client *http.Client, req *http.Request, want int) error {
 		return fmt.Errorf("status %d, want %d", resp.StatusCode, want)
 	}
 	return nil
-}
-
-// PeakRSS returns VmHWM (the peak resident set size) of the process pid
-// ("self" for this one), as /proc reports it, e.g. "48236 kB".
-func PeakRSS(pid string) string {
-	f, err := os.Open("/proc/" + pid + "/status")
-	if err != nil {
-		return "unknown (" + err.Error() + ")"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }

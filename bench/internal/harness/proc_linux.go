@@ -1,0 +1,12 @@
+package harness
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setParentDeathSignal makes the child get SIGTERM when the benchmark dies,
+// so an interrupted run leaves no server behind.
+func setParentDeathSignal(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}
