@@ -32,7 +32,7 @@ func TestBackupCodesSingleUse(t *testing.T) {
 		t.Errorf("remaining %d, want 9", n)
 	}
 	var used *mfa.Event
-	for _, ev := range e.st.Events() {
+	for _, ev := range e.events() {
 		if ev.Type == mfa.EventBackupCodeUsed {
 			used = &ev
 		}
@@ -50,15 +50,15 @@ func TestBackupCodesStoredHashed(t *testing.T) {
 	e := newEnv(t)
 	p := e.user(false)
 	_, codes := e.enrolTOTP(p)
-	for _, ev := range e.st.Events() {
+	for _, ev := range e.events() {
 		for _, c := range codes {
 			if strings.Contains(ev.Summary, c) {
 				t.Fatal("a backup code appears in an event")
 			}
 		}
 	}
-	// The store double only holds what the service gave it; spending with
-	// the raw code as "hash" must not work.
+	// The store holds what the service gave it; spending with the raw code
+	// as "hash" must not work (TestSecretsNotInDatabaseFile reads the file).
 	if err := e.st.SpendBackupCode(ctx, p.Account.ID, []byte(strings.ReplaceAll(codes[0], "-", "")), start); err == nil {
 		t.Fatal("the store knows a raw code")
 	}
@@ -114,7 +114,7 @@ func TestRegenerateBackupCodes(t *testing.T) {
 	if err := f.Verify(ctx, p.Account.ID, fresh[9]); err != nil {
 		t.Errorf("new code: %v", err)
 	}
-	types := e.st.EventTypes()
+	types := e.eventTypes()
 	if types[len(types)-2] != mfa.EventBackupGenerated {
 		t.Errorf("events %v", types)
 	}

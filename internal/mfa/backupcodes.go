@@ -17,7 +17,7 @@ import (
 // not a factor alone).
 func (s *Service) RegenerateBackupCodes(ctx context.Context, p account.Principal, c account.Client) ([]string, error) {
 	var codes []string
-	err := s.store.InTx(ctx, func(q Queries) error {
+	err := s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func (s *Service) verifyBackupCode(ctx context.Context, accountID, code string) 
 	if err := s.attempt(ctx, accountID); err != nil {
 		return err
 	}
-	err = s.store.InTx(ctx, func(q Queries) error {
+	err = s.store.InTx(ctx, func(q store.Queries) error {
 		f, err := s.factors(ctx, q, accountID)
 		if err != nil {
 			return err

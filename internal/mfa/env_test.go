@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/moat-dev/moat/internal/mfa/totp"
 	"github.com/moat-dev/moat/internal/mfa/webauthn"
 	"github.com/moat-dev/moat/internal/mfa/webauthn/webauthntest"
+	"github.com/moat-dev/moat/internal/ratelimit"
 	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
 )
@@ -28,11 +30,33 @@ var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 var ctx = context.Background()
 
+// backend makes the store and the counter of each env: by default a SQLite
+// file and an in-memory counter; TestOnPostgresAndRedis swaps in the
+// many-node backends.
+var backend struct {
+	store   func(t testing.TB) store.Store
+	counter func(t testing.TB, clk clock.Clock) ratelimit.Counter
+}
+
+func newStore(t testing.TB) store.Store {
+	if backend.store != nil {
+		return backend.store(t)
+	}
+	return mfatest.OpenStore(t)
+}
+
+func newCounter(t testing.TB, clk clock.Clock) ratelimit.Counter {
+	if backend.counter != nil {
+		return backend.counter(t, clk)
+	}
+	return ratelimit.NewMemory(clk)
+}
+
 type env struct {
 	t       *testing.T
 	clk     *clock.Fake
-	st      *mfatest.Store
-	ctr     *mfatest.Counter
+	st      store.Store
+	ctr     ratelimit.Counter
 	rec     *mfatest.Recorder
 	outbox  *sms.DevOutbox
 	svc     *mfa.Service
@@ -45,7 +69,7 @@ func newEnv(t *testing.T, muts ...func(*mfa.Config)) *env {
 	t.Helper()
 	clk := clock.NewFake(start)
 	e := &env{
-		t: t, clk: clk, st: mfatest.NewStore(), ctr: mfatest.NewCounter(clk), rec: &mfatest.Recorder{},
+		t: t, clk: clk, st: newStore(t), ctr: newCounter(t, clk), rec: mfatest.NewRecorder(clk),
 		outbox: sms.NewDevOutbox(50), key: webauthntest.New(origin), hashKey: bytes.Repeat([]byte{9}, 32),
 		client: account.Client{IP: "192.0.2.7", UserAgent: "test", Kind: "web"},
 	}
@@ -71,15 +95,40 @@ func (e *env) user(fresh bool) account.Principal {
 	return e.principal("acct-alice", "alice@example.com", store.RoleUser, fresh)
 }
 
+// principal returns the principal of account id, creating the account in
+// the store the first time (the factors' rows need it).
 func (e *env) principal(id, email string, role store.Role, fresh bool) account.Principal {
+	e.t.Helper()
 	p := account.Principal{
-		Account: store.Account{ID: id, Email: email, Role: role},
+		Account: store.Account{ID: id, Email: email, Role: role, CreatedAt: start},
 		Session: store.Session{ID: "sess-" + id, AccountID: id},
+	}
+	if err := e.st.CreateAccount(ctx, p.Account); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		e.t.Fatal(err)
 	}
 	if fresh {
 		p.Session.SecondFactorAt = e.clk.Now()
 	}
 	return p
+}
+
+// events returns the recorded events whose change committed, oldest first.
+func (e *env) events() []mfa.Event {
+	e.t.Helper()
+	evs, err := e.rec.Events(ctx, e.st)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return evs
+}
+
+// eventTypes returns the types of events(), in order.
+func (e *env) eventTypes() []string {
+	var out []string
+	for _, ev := range e.events() {
+		out = append(out, ev.Type)
+	}
+	return out
 }
 
 // enrolTOTP enrols an app for p and returns its seed and the backup codes.

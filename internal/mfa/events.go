@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/moat-dev/moat/internal/account"
+	"github.com/moat-dev/moat/internal/store"
 )
 
 // Event types the service records.
@@ -46,10 +47,10 @@ type Event struct {
 }
 
 // Recorder writes events. It is called inside the transaction of the change
-// with that transaction's Queries, so the audit entry and the outbox e-mail
-// commit with the change or not at all. At integration it is a small adapter
-// over audit.Log.Append and notify.Mailer.Enqueue (q is then a store.Queries)
-// that also starts the account's security-change hold for factor changes.
+// with that transaction's store.Queries, so the audit entry and the outbox
+// e-mail commit with the change or not at all. In the server it is a small
+// adapter over audit.Log.Append and notify.Mailer.Enqueue that also starts
+// the account's security-change hold for factor changes.
 type Recorder interface {
-	Record(ctx context.Context, q Queries, ev Event) error
+	Record(ctx context.Context, q store.Queries, ev Event) error
 }

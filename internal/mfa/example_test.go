@@ -13,8 +13,10 @@ import (
 	"github.com/moat-dev/moat/internal/mfa/mfatest"
 	"github.com/moat-dev/moat/internal/mfa/totp"
 	"github.com/moat-dev/moat/internal/mfa/webauthn"
+	"github.com/moat-dev/moat/internal/ratelimit"
 	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
+	"github.com/moat-dev/moat/internal/store/sqlite"
 )
 
 // Enrol an authenticator app, then use it as the second factor at sign-in.
@@ -23,11 +25,15 @@ func ExampleService_ConfirmTOTP() {
 	box, _ := secrets.NewBox(bytes.Repeat([]byte{1}, 32), rand.Reader)
 	cfg := mfa.DefaultConfig()
 	cfg.WebAuthn = webauthn.Config{RPID: "localhost", Origins: []string{"http://localhost:8080"}}
+	db, _ := sqlite.OpenAndMigrate(ctx, ":memory:") // the server's store; factors live next to accounts
+	defer db.Close()
 	svc, _ := mfa.New(cfg, mfa.Deps{
-		Store: mfatest.NewStore(), Clock: clk, Rand: rand.Reader, Box: box,
-		HashKey: bytes.Repeat([]byte{2}, 32), Counter: mfatest.NewCounter(clk), Recorder: &mfatest.Recorder{},
+		Store: db, Clock: clk, Rand: rand.Reader, Box: box,
+		HashKey: bytes.Repeat([]byte{2}, 32), Counter: ratelimit.NewMemory(clk),
+		Recorder: mfatest.NewRecorder(clk), // in the server: audit log and an e-mail to the owner
 	})
 	me := account.Principal{Account: store.Account{ID: "acct-1", Email: "alice@example.com"}}
+	_ = db.CreateAccount(ctx, me.Account)
 
 	en, _ := svc.BeginTOTP(ctx, me) // show en.QRCodePNG and en.ManualKey
 	seed, _ := totp.ParseSecret(en.ManualKey)

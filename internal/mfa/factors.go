@@ -68,7 +68,7 @@ func (f smsFactor) Enrolled(ctx context.Context, accountID string) (bool, error)
 	return err == nil && !p.VerifiedAt.IsZero(), internal(err)
 }
 func (f smsFactor) Verify(ctx context.Context, accountID, response string) error {
-	return f.s.verifySMS(ctx, accountID, response, SMSPurposeVerify)
+	return f.s.verifySMS(ctx, accountID, response, store.SMSPurposeVerify)
 }
 func (f smsFactor) Challenge(ctx context.Context, accountID string) (Challenge, error) {
 	to, exp, err := f.s.sendSignInCode(ctx, accountID)

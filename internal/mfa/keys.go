@@ -63,7 +63,7 @@ func cleanKeyName(name string, passkey bool) (string, error) {
 	return name, nil
 }
 
-func (s *Service) waUser(ctx context.Context, q Queries, accountID, email string) (webauthn.User, []WebAuthnCredential, error) {
+func (s *Service) waUser(ctx context.Context, q store.Queries, accountID, email string) (webauthn.User, []store.WebAuthnCredential, error) {
 	recs, err := q.ListWebAuthnCredentials(ctx, accountID)
 	if err != nil {
 		return webauthn.User{}, nil, internal(err)
@@ -75,7 +75,7 @@ func (s *Service) waUser(ctx context.Context, q Queries, accountID, email string
 	return u, recs, nil
 }
 
-func toWA(r WebAuthnCredential) webauthn.Credential {
+func toWA(r store.WebAuthnCredential) webauthn.Credential {
 	var ts []string
 	if r.Transports != "" {
 		ts = strings.Split(r.Transports, ",")
@@ -99,7 +99,7 @@ func (s *Service) saveCeremony(ctx context.Context, accountID, kind string, d ce
 	}
 	now := s.clock.Now()
 	exp := now.Add(s.cfg.CeremonyTTL)
-	if err := s.store.CreateWebAuthnCeremony(ctx, WebAuthnCeremony{
+	if err := s.store.CreateWebAuthnCeremony(ctx, store.WebAuthnCeremony{
 		ID: id, AccountID: accountID, Kind: kind, Data: data, CreatedAt: now, ExpiresAt: exp,
 	}); err != nil {
 		return "", time.Time{}, internal(err)
@@ -153,7 +153,7 @@ func (s *Service) BeginSecurityKey(ctx context.Context, p account.Principal, nam
 	if err != nil {
 		return Challenge{}, internal(err)
 	}
-	id, exp, err := s.saveCeremony(ctx, p.Account.ID, CeremonyRegister, ceremonyData{State: state, Name: name, Passkey: passkey})
+	id, exp, err := s.saveCeremony(ctx, p.Account.ID, store.CeremonyRegister, ceremonyData{State: state, Name: name, Passkey: passkey})
 	if err != nil {
 		return Challenge{}, err
 	}
@@ -169,7 +169,7 @@ func (s *Service) errKeyLimit() error {
 // (the PublicKeyCredential JSON). It returns the new key and, when it is the
 // account's first factor, a set of backup codes to show once.
 func (s *Service) FinishSecurityKey(ctx context.Context, p account.Principal, ceremony string, response []byte, c account.Client) (KeyView, []string, error) {
-	d, err := s.takeCeremony(ctx, ceremony, p.Account.ID, CeremonyRegister)
+	d, err := s.takeCeremony(ctx, ceremony, p.Account.ID, store.CeremonyRegister)
 	if err != nil {
 		return KeyView{}, nil, err
 	}
@@ -186,7 +186,7 @@ func (s *Service) FinishSecurityKey(ctx context.Context, p account.Principal, ce
 		return KeyView{}, nil, internal(err)
 	}
 	now := s.clock.Now()
-	rec := WebAuthnCredential{
+	rec := store.WebAuthnCredential{
 		ID: id, AccountID: p.Account.ID, CredentialID: cred.ID, Name: d.Name, PublicKey: cred.PublicKey,
 		AttestationType: cred.AttestationType, AttestationFormat: cred.AttestationFormat, AAGUID: cred.AAGUID,
 		Transports: strings.Join(cred.Transports, ","), SignCount: int64(cred.SignCount),
@@ -194,7 +194,7 @@ func (s *Service) FinishSecurityKey(ctx context.Context, p account.Principal, ce
 		Attachment: cred.Attachment, Discoverable: cred.Discoverable, CreatedAt: now,
 	}
 	var codes []string
-	err = s.store.InTx(ctx, func(q Queries) error {
+	err = s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -237,9 +237,9 @@ func (s *Service) RenameSecurityKey(ctx context.Context, p account.Principal, id
 	if err != nil {
 		return err
 	}
-	return internal(s.store.InTx(ctx, func(q Queries) error {
+	return internal(s.store.InTx(ctx, func(q store.Queries) error {
 		var old string
-		_, err := q.UpdateWebAuthnCredential(ctx, id, func(k *WebAuthnCredential) error {
+		_, err := q.UpdateWebAuthnCredential(ctx, id, func(k *store.WebAuthnCredential) error {
 			if k.AccountID != p.Account.ID {
 				return store.ErrNotFound
 			}
@@ -259,7 +259,7 @@ func (s *Service) RenameSecurityKey(ctx context.Context, p account.Principal, id
 
 // RemoveSecurityKey removes one of the account's keys. Needs step-up.
 func (s *Service) RemoveSecurityKey(ctx context.Context, p account.Principal, id string, c account.Client) error {
-	return internal(s.store.InTx(ctx, func(q Queries) error {
+	return internal(s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -270,7 +270,7 @@ func (s *Service) RemoveSecurityKey(ctx context.Context, p account.Principal, id
 		if err != nil {
 			return internal(err)
 		}
-		var k *WebAuthnCredential
+		var k *store.WebAuthnCredential
 		for i := range recs {
 			if recs[i].ID == id {
 				k = &recs[i]
@@ -307,7 +307,7 @@ func (s *Service) beginKeyLogin(ctx context.Context, accountID string) (Challeng
 	if err != nil {
 		return Challenge{}, internal(err)
 	}
-	id, exp, err := s.saveCeremony(ctx, accountID, CeremonyLogin, ceremonyData{State: state})
+	id, exp, err := s.saveCeremony(ctx, accountID, store.CeremonyLogin, ceremonyData{State: state})
 	if err != nil {
 		return Challenge{}, err
 	}
@@ -341,7 +341,7 @@ func (s *Service) verifyWebAuthn(ctx context.Context, accountID, response string
 	if err != nil {
 		return err
 	}
-	d, err := s.takeCeremony(ctx, r.Ceremony, accountID, CeremonyLogin)
+	d, err := s.takeCeremony(ctx, r.Ceremony, accountID, store.CeremonyLogin)
 	if err != nil {
 		return err
 	}
@@ -356,11 +356,11 @@ func (s *Service) verifyWebAuthn(ctx context.Context, accountID, response string
 // afterAssertion stores the new counter and flags of the credential used,
 // refusing (and reporting) a counter that did not increase. The counter
 // check is repeated inside the atomic update, against the current value.
-func (s *Service) afterAssertion(ctx context.Context, accountID string, recs []WebAuthnCredential, used webauthn.Credential, verr error) error {
+func (s *Service) afterAssertion(ctx context.Context, accountID string, recs []store.WebAuthnCredential, used webauthn.Credential, verr error) error {
 	if verr != nil && !errors.Is(verr, webauthn.ErrSignCount) {
 		return keyError(verr)
 	}
-	var rec *WebAuthnCredential
+	var rec *store.WebAuthnCredential
 	for i := range recs {
 		if string(recs[i].CredentialID) == string(used.ID) {
 			rec = &recs[i]
@@ -374,7 +374,7 @@ func (s *Service) afterAssertion(ctx context.Context, accountID string, recs []W
 	}
 	now := s.clock.Now()
 	var regressed bool
-	_, err := s.store.UpdateWebAuthnCredential(ctx, rec.ID, func(k *WebAuthnCredential) error {
+	_, err := s.store.UpdateWebAuthnCredential(ctx, rec.ID, func(k *store.WebAuthnCredential) error {
 		if !webauthn.CounterAdvanced(uint32(k.SignCount), used.SignCount) {
 			regressed = true
 			return errSignCount
@@ -391,7 +391,7 @@ func (s *Service) afterAssertion(ctx context.Context, accountID string, recs []W
 	return internal(err)
 }
 
-func (s *Service) reportRegression(ctx context.Context, rec WebAuthnCredential, got uint32) error {
+func (s *Service) reportRegression(ctx context.Context, rec store.WebAuthnCredential, got uint32) error {
 	if err := s.record(ctx, s.store, Event{Type: EventSignCountRegress, AccountID: rec.AccountID, Notify: true,
 		Data: map[string]any{"key_id": rec.ID, "name": rec.Name, "stored_count": rec.SignCount, "presented_count": got},
 		Summary: fmt.Sprintf("Your security key \u201c%s\u201d was refused because it may have been copied. "+
@@ -420,7 +420,7 @@ func (s *Service) BeginPasskeySignIn(ctx context.Context) (Challenge, error) {
 	if err != nil {
 		return Challenge{}, internal(err)
 	}
-	id, exp, err := s.saveCeremony(ctx, "", CeremonyPasskey, ceremonyData{State: state})
+	id, exp, err := s.saveCeremony(ctx, "", store.CeremonyPasskey, ceremonyData{State: state})
 	if err != nil {
 		return Challenge{}, err
 	}
@@ -431,11 +431,11 @@ func (s *Service) BeginPasskeySignIn(ctx context.Context) (Challenge, error) {
 // returns the account it signs in. The caller (the account service) issues
 // a session whose SecondFactorAt is now: a verified passkey is both factors.
 func (s *Service) FinishPasskeySignIn(ctx context.Context, ceremony string, response []byte) (string, error) {
-	d, err := s.takeCeremony(ctx, ceremony, "", CeremonyPasskey)
+	d, err := s.takeCeremony(ctx, ceremony, "", store.CeremonyPasskey)
 	if err != nil {
 		return "", err
 	}
-	var recs []WebAuthnCredential
+	var recs []store.WebAuthnCredential
 	var accountID string
 	lookup := func(handle []byte) (webauthn.User, error) {
 		accountID = string(handle)

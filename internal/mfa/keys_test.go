@@ -64,7 +64,7 @@ func TestSecurityKeyLifecycle(t *testing.T) {
 	if err := e.svc.RemoveSecurityKey(ctx, e.user(true), k.ID, e.client); err != nil {
 		t.Fatal(err)
 	}
-	evs := e.st.Events()
+	evs := e.events()
 	if last := evs[len(evs)-1]; last.Type != mfa.EventKeyRemoved || last.LastFactorRemoved || !last.Notify {
 		t.Errorf("event %+v", last)
 	}
@@ -75,7 +75,7 @@ func TestSecurityKeyLifecycle(t *testing.T) {
 	if err := e.svc.RemoveSecurityKey(ctx, e.user(true), k2.ID, e.client); err != nil {
 		t.Fatal(err)
 	}
-	evs = e.st.Events()
+	evs = e.events()
 	if last := evs[len(evs)-1]; !last.LastFactorRemoved {
 		t.Errorf("last key removal not flagged: %+v", last)
 	}
@@ -144,7 +144,7 @@ func TestSignCountRegression(t *testing.T) {
 	if !strings.Contains(ae.Message, "copied") {
 		t.Errorf("message %q", ae.Message)
 	}
-	evs := e.st.Events()
+	evs := e.events()
 	last := evs[len(evs)-1]
 	if last.Type != mfa.EventSignCountRegress || !last.Notify || last.Data["stored_count"] != int64(3) || last.Data["presented_count"] != uint32(2) {
 		t.Errorf("event %+v", last)

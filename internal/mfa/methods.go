@@ -95,15 +95,15 @@ func (s *Service) EnrolledMethods(ctx context.Context, accountID string) ([]stri
 	return f.names(n), nil
 }
 
-func keyView(k WebAuthnCredential) KeyView {
+func keyView(k store.WebAuthnCredential) KeyView {
 	return KeyView{ID: k.ID, Name: k.Name, Passkey: k.Discoverable, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt}
 }
 
 // factorSet is what an account has enrolled (confirmed factors only).
 type factorSet struct {
-	totp  *TOTPCredential
-	keys  []WebAuthnCredential
-	phone *SMSPhone
+	totp  *store.TOTPCredential
+	keys  []store.WebAuthnCredential
+	phone *store.SMSPhone
 }
 
 // count is the number of primary factors (backup codes are a fallback, not
@@ -136,7 +136,7 @@ func (f factorSet) names(backupCodes int) []string {
 	return out
 }
 
-func (s *Service) factors(ctx context.Context, q Queries, accountID string) (factorSet, error) {
+func (s *Service) factors(ctx context.Context, q store.Queries, accountID string) (factorSet, error) {
 	var f factorSet
 	t, err := q.GetTOTP(ctx, accountID)
 	switch {
@@ -163,10 +163,10 @@ func (s *Service) factors(ctx context.Context, q Queries, accountID string) (fac
 }
 
 // lock serialises factor changes of one account for the rest of the
-// transaction q (see Queries.UpdateMFASettings) and records the change time.
-func (s *Service) lock(ctx context.Context, q Queries, accountID string) error {
+// transaction q (see store.MFAQueries.UpdateMFASettings) and records the change time.
+func (s *Service) lock(ctx context.Context, q store.Queries, accountID string) error {
 	now := s.clock.Now()
-	_, err := q.UpdateMFASettings(ctx, accountID, func(st *MFASettings) error {
+	_, err := q.UpdateMFASettings(ctx, accountID, func(st *store.MFASettings) error {
 		if st.UpdatedAt.IsZero() {
 			d := s.defaultSettings()
 			st.SignIn, st.Funding, st.Trading = d.SignIn, d.Funding, d.Trading
@@ -181,7 +181,7 @@ func (s *Service) lock(ctx context.Context, q Queries, accountID string) error {
 // requireStepUp refuses a change unless the session verified a second
 // factor recently, or the account has none yet (then there is nothing to
 // step up with: the first factor is added on the strength of the session).
-func (s *Service) requireStepUp(ctx context.Context, q Queries, p account.Principal) error {
+func (s *Service) requireStepUp(ctx context.Context, q store.Queries, p account.Principal) error {
 	if Fresh(p.Session, s.clock.Now(), s.cfg.StepUpWithin) {
 		return nil
 	}
@@ -198,7 +198,7 @@ func (s *Service) requireStepUp(ctx context.Context, q Queries, p account.Princi
 // added runs inside the transaction that added a factor, after it: when it
 // is the account's first, a set of backup codes is generated and returned
 // (to show once). wasFirst is decided before the add.
-func (s *Service) firstFactorCodes(ctx context.Context, q Queries, accountID string, wasFirst bool) ([]string, error) {
+func (s *Service) firstFactorCodes(ctx context.Context, q store.Queries, accountID string, wasFirst bool) ([]string, error) {
 	if !wasFirst {
 		return nil, nil
 	}
@@ -209,7 +209,7 @@ func (s *Service) firstFactorCodes(ctx context.Context, q Queries, accountID str
 // event and, when no factor is left, voids the backup codes and flags the
 // event so the owner's e-mail says the account is now protected by the
 // password alone.
-func (s *Service) removed(ctx context.Context, q Queries, p account.Principal, c account.Client, ev Event) error {
+func (s *Service) removed(ctx context.Context, q store.Queries, p account.Principal, c account.Client, ev Event) error {
 	f, err := s.factors(ctx, q, p.Account.ID)
 	if err != nil {
 		return err
@@ -227,7 +227,7 @@ func (s *Service) removed(ctx context.Context, q Queries, p account.Principal, c
 
 // checkLastFactorPolicy refuses removing the last factor (or a staff
 // account's last security key) when the platform makes 2FA mandatory.
-func (s *Service) checkRemovalPolicy(ctx context.Context, q Queries, p account.Principal, method string) error {
+func (s *Service) checkRemovalPolicy(ctx context.Context, q store.Queries, p account.Principal, method string) error {
 	f, err := s.factors(ctx, q, p.Account.ID)
 	if err != nil {
 		return err
@@ -246,19 +246,19 @@ func (s *Service) checkRemovalPolicy(ctx context.Context, q Queries, p account.P
 
 // replaceBackupCodes makes a new set, voiding the old one, and returns the
 // codes formatted for display.
-func (s *Service) replaceBackupCodes(ctx context.Context, q Queries, accountID string) ([]string, error) {
+func (s *Service) replaceBackupCodes(ctx context.Context, q store.Queries, accountID string) ([]string, error) {
 	codes, err := backup.Generate(s.rand, s.cfg.BackupCodes)
 	if err != nil {
 		return nil, internal(err)
 	}
 	now := s.clock.Now()
-	recs := make([]BackupCode, len(codes))
+	recs := make([]store.BackupCode, len(codes))
 	for i, c := range codes {
 		n, err := backup.Normalize(c)
 		if err != nil {
 			return nil, internal(err)
 		}
-		recs[i] = BackupCode{AccountID: accountID, Hash: backup.Hash(s.hashKey, n), CreatedAt: now}
+		recs[i] = store.BackupCode{AccountID: accountID, Hash: backup.Hash(s.hashKey, n), CreatedAt: now}
 	}
 	if err := q.ReplaceBackupCodes(ctx, accountID, recs); err != nil {
 		return nil, internal(err)

@@ -32,6 +32,7 @@ import (
 	"github.com/moat-dev/moat/internal/mfa/webauthn"
 	"github.com/moat-dev/moat/internal/ratelimit"
 	"github.com/moat-dev/moat/internal/secrets"
+	"github.com/moat-dev/moat/internal/store"
 )
 
 // Method names: the stable values of account.Factor.Name, API fields and
@@ -98,7 +99,9 @@ func DefaultConfig() Config {
 
 // Deps are the service's collaborators.
 type Deps struct {
-	Store Store
+	// Store holds the factors (store.MFAQueries), in the same database as
+	// the accounts they belong to.
+	Store store.Store
 	Clock clock.Clock
 	// Rand is the source of every secret and ID (crypto/rand.Reader).
 	Rand io.Reader
@@ -119,7 +122,7 @@ type Deps struct {
 // Service is the second-factor capability.
 type Service struct {
 	cfg      Config
-	store    Store
+	store    store.Store
 	clock    clock.Clock
 	rand     io.Reader
 	box      *secrets.Box

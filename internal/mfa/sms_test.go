@@ -11,6 +11,7 @@ import (
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/mfa"
 	"github.com/moat-dev/moat/internal/mfa/sms"
+	"github.com/moat-dev/moat/internal/store"
 )
 
 var codeRE = regexp.MustCompile(`\b(\d{6})\b`)
@@ -67,8 +68,8 @@ func TestSMSEnrolment(t *testing.T) {
 	}
 	// The code is stored only as a hash.
 	code := e.lastCode(phone)
-	if err := e.st.InTx(ctx, func(q mfa.Queries) error {
-		_, err := q.UpdateSMSCode(ctx, p.Account.ID, func(c *mfa.SMSCode) error {
+	if err := e.st.InTx(ctx, func(q store.Queries) error {
+		_, err := q.UpdateSMSCode(ctx, p.Account.ID, func(c *store.SMSCode) error {
 			if strings.Contains(string(c.CodeHash), code) || len(c.CodeHash) != 32 {
 				t.Errorf("code stored as %q", c.CodeHash)
 			}
@@ -233,8 +234,8 @@ func TestSMSPurposes(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifyCode := e.lastCode(phone)
-	_ = e.st.InTx(ctx, func(q mfa.Queries) error {
-		_, err := q.UpdateSMSCode(ctx, p.Account.ID, func(c *mfa.SMSCode) error { c.Purpose = mfa.SMSPurposeEnrol; return nil })
+	_ = e.st.InTx(ctx, func(q store.Queries) error {
+		_, err := q.UpdateSMSCode(ctx, p.Account.ID, func(c *store.SMSCode) error { c.Purpose = store.SMSPurposeEnrol; return nil })
 		return err
 	})
 	wantCode(t, e.factor(mfa.MethodSMS).Verify(ctx, p.Account.ID, verifyCode), apperr.TokenInvalid)
@@ -251,7 +252,7 @@ func TestRemovePhone(t *testing.T) {
 	if ok, _ := e.factor(mfa.MethodSMS).Enrolled(ctx, p.Account.ID); ok {
 		t.Error("still enrolled")
 	}
-	evs := e.st.Events()
+	evs := e.events()
 	if last := evs[len(evs)-1]; last.Type != mfa.EventPhoneRemoved || !last.LastFactorRemoved {
 		t.Errorf("event %+v", last)
 	}

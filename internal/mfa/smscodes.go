@@ -35,9 +35,9 @@ func (s *Service) AddPhone(ctx context.Context, p account.Principal, number stri
 		return "", err
 	}
 	now := s.clock.Now()
-	err = s.store.CreateSMSPhone(ctx, SMSPhone{AccountID: p.Account.ID, Number: e164, CreatedAt: now})
+	err = s.store.CreateSMSPhone(ctx, store.SMSPhone{AccountID: p.Account.ID, Number: e164, CreatedAt: now})
 	if errors.Is(err, store.ErrAlreadyExists) {
-		_, err = s.store.UpdateSMSPhone(ctx, p.Account.ID, func(ph *SMSPhone) error {
+		_, err = s.store.UpdateSMSPhone(ctx, p.Account.ID, func(ph *store.SMSPhone) error {
 			if !ph.VerifiedAt.IsZero() {
 				return apperr.New(apperr.Conflict, "A phone is already set up. Remove it first to use another number.")
 			}
@@ -48,7 +48,7 @@ func (s *Service) AddPhone(ctx context.Context, p account.Principal, number stri
 	if err != nil {
 		return "", internal(err)
 	}
-	if err := s.sendCode(ctx, p.Account.ID, e164, SMSPurposeEnrol); err != nil {
+	if err := s.sendCode(ctx, p.Account.ID, e164, store.SMSPurposeEnrol); err != nil {
 		return "", err
 	}
 	return sms.MaskPhone(e164), nil
@@ -66,7 +66,7 @@ func (s *Service) ResendPhoneCode(ctx context.Context, p account.Principal) (str
 	if err != nil {
 		return "", internal(err)
 	}
-	if err := s.sendCode(ctx, p.Account.ID, ph.Number, SMSPurposeEnrol); err != nil {
+	if err := s.sendCode(ctx, p.Account.ID, ph.Number, store.SMSPurposeEnrol); err != nil {
 		return "", err
 	}
 	return sms.MaskPhone(ph.Number), nil
@@ -86,11 +86,11 @@ func (s *Service) ConfirmPhone(ctx context.Context, p account.Principal, code st
 	if err != nil {
 		return nil, internal(err)
 	}
-	if err := s.checkSMSCode(ctx, p.Account.ID, code, SMSPurposeEnrol, ph.Number); err != nil {
+	if err := s.checkSMSCode(ctx, p.Account.ID, code, store.SMSPurposeEnrol, ph.Number); err != nil {
 		return nil, err
 	}
 	var codes []string
-	err = s.store.InTx(ctx, func(q Queries) error {
+	err = s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func (s *Service) ConfirmPhone(ctx context.Context, p account.Principal, code st
 			return err
 		}
 		now := s.clock.Now()
-		if _, err := q.UpdateSMSPhone(ctx, p.Account.ID, func(x *SMSPhone) error {
+		if _, err := q.UpdateSMSPhone(ctx, p.Account.ID, func(x *store.SMSPhone) error {
 			if x.Number != ph.Number || !x.VerifiedAt.IsZero() {
 				return apperr.New(apperr.Conflict, "The number was changed meanwhile. Enter it again.")
 			}
@@ -127,7 +127,7 @@ func (s *Service) ConfirmPhone(ctx context.Context, p account.Principal, code st
 
 // RemovePhone removes the SMS phone (or one being added). Needs step-up.
 func (s *Service) RemovePhone(ctx context.Context, p account.Principal, c account.Client) error {
-	return internal(s.store.InTx(ctx, func(q Queries) error {
+	return internal(s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -169,7 +169,7 @@ func (s *Service) sendSignInCode(ctx context.Context, accountID string) (string,
 	if err != nil {
 		return "", time.Time{}, internal(err)
 	}
-	if err := s.sendCode(ctx, accountID, ph.Number, SMSPurposeVerify); err != nil {
+	if err := s.sendCode(ctx, accountID, ph.Number, store.SMSPurposeVerify); err != nil {
 		return "", time.Time{}, err
 	}
 	return sms.MaskPhone(ph.Number), s.clock.Now().Add(s.cfg.SMSCodeTTL), nil
@@ -200,7 +200,7 @@ func (s *Service) sendCode(ctx context.Context, accountID, number, purpose strin
 		return internal(err)
 	}
 	now := s.clock.Now()
-	if err := s.store.PutSMSCode(ctx, SMSCode{
+	if err := s.store.PutSMSCode(ctx, store.SMSCode{
 		AccountID: accountID, Purpose: purpose, Number: number, CodeHash: s.smsHash(accountID, code),
 		CreatedAt: now, ExpiresAt: now.Add(s.cfg.SMSCodeTTL),
 	}); err != nil {
@@ -226,7 +226,7 @@ func (s *Service) verifySMS(ctx context.Context, accountID, code, purpose string
 		return err
 	}
 	now := s.clock.Now()
-	if _, err := s.store.UpdateSMSPhone(ctx, accountID, func(x *SMSPhone) error {
+	if _, err := s.store.UpdateSMSPhone(ctx, accountID, func(x *store.SMSPhone) error {
 		x.LastUsedAt = now
 		return nil
 	}); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -251,7 +251,7 @@ func (s *Service) checkSMSCode(ctx context.Context, accountID, code, purpose, nu
 	now := s.clock.Now()
 	want := s.smsHash(accountID, norm)
 	var outcome error
-	_, err = s.store.UpdateSMSCode(ctx, accountID, func(c *SMSCode) error {
+	_, err = s.store.UpdateSMSCode(ctx, accountID, func(c *store.SMSCode) error {
 		switch {
 		case c.Purpose != purpose || c.Number != number:
 			outcome = errSMSNone

@@ -63,7 +63,7 @@ func (s *Service) verify(ctx context.Context, accountID, method, response string
 		if s.sms == nil {
 			return errNotEnrolled
 		}
-		return s.verifySMS(ctx, accountID, response, SMSPurposeVerify)
+		return s.verifySMS(ctx, accountID, response, store.SMSPurposeVerify)
 	case MethodBackupCode:
 		return s.verifyBackupCode(ctx, accountID, response)
 	default:
@@ -132,13 +132,13 @@ func (s *Service) UpdateSettings(ctx context.Context, p account.Principal, next 
 		return Settings{}, apperr.Field(apperr.Forbidden, "signin",
 			"Two-factor authentication at sign-in is required on this platform and cannot be turned off.")
 	}
-	err := s.store.InTx(ctx, func(q Queries) error {
+	err := s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.requireStepUp(ctx, q, p); err != nil {
 			return err
 		}
 		var prev Settings
 		now := s.clock.Now()
-		if _, err := q.UpdateMFASettings(ctx, p.Account.ID, func(st *MFASettings) error {
+		if _, err := q.UpdateMFASettings(ctx, p.Account.ID, func(st *store.MFASettings) error {
 			prev = Settings{SignIn: st.SignIn, Funding: st.Funding, Trading: st.Trading}
 			if st.UpdatedAt.IsZero() {
 				prev = s.defaultSettings()

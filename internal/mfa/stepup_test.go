@@ -54,7 +54,7 @@ func TestStepUpExpiry(t *testing.T) {
 	e.clk.Advance(time.Second)
 	wantCode(t, e.svc.CheckStepUp(ctx, p), apperr.StepUpNeeded)
 	wantCode(t, e.svc.RemoveTOTP(ctx, p, e.client), apperr.StepUpNeeded)
-	if !contains(e.st.EventTypes(), mfa.EventStepUp) {
+	if !contains(e.eventTypes(), mfa.EventStepUp) {
 		t.Error("step-up not audited")
 	}
 
@@ -141,7 +141,7 @@ func TestSettings(t *testing.T) {
 			t.Errorf("after update Required(%s) = %v", fn, got)
 		}
 	}
-	types := e.st.EventTypes()
+	types := e.eventTypes()
 	if types[len(types)-1] != mfa.EventSettingsChanged {
 		t.Errorf("events %v", types)
 	}
@@ -150,7 +150,7 @@ func TestSettings(t *testing.T) {
 	if _, err := e.svc.UpdateSettings(ctx, e.user(true), next, e.client); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.st.EventTypes()) != n {
+	if len(e.eventTypes()) != n {
 		t.Error("unchanged settings recorded")
 	}
 	// Factor changes keep the owner's settings.

@@ -3,6 +3,8 @@ package mfa
 import (
 	"context"
 	"time"
+
+	"github.com/moat-dev/moat/internal/store"
 )
 
 // Code throttling. Every code attempt (TOTP, SMS, backup) counts before it is
@@ -47,6 +49,6 @@ func retryAfter(now time.Time, w time.Duration) time.Duration {
 	return left
 }
 
-func (s *Service) record(ctx context.Context, q Queries, ev Event) error {
+func (s *Service) record(ctx context.Context, q store.Queries, ev Event) error {
 	return s.recorder.Record(ctx, q, ev)
 }

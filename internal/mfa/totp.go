@@ -40,9 +40,9 @@ func (s *Service) BeginTOTP(ctx context.Context, p account.Principal) (TOTPEnrol
 		return TOTPEnrolment{}, internal(err)
 	}
 	now := s.clock.Now()
-	err = s.store.CreateTOTP(ctx, TOTPCredential{AccountID: p.Account.ID, Secret: sealed, CreatedAt: now})
+	err = s.store.CreateTOTP(ctx, store.TOTPCredential{AccountID: p.Account.ID, Secret: sealed, CreatedAt: now})
 	if errors.Is(err, store.ErrAlreadyExists) {
-		_, err = s.store.UpdateTOTP(ctx, p.Account.ID, func(c *TOTPCredential) error {
+		_, err = s.store.UpdateTOTP(ctx, p.Account.ID, func(c *store.TOTPCredential) error {
 			if !c.ConfirmedAt.IsZero() {
 				return errTOTPExists
 			}
@@ -120,7 +120,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p account.Principal, code str
 		return nil, errWrongCode(MethodTOTP)
 	}
 	var codes []string
-	err = s.store.InTx(ctx, func(q Queries) error {
+	err = s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p account.Principal, code str
 		if err != nil {
 			return err
 		}
-		if _, err := q.UpdateTOTP(ctx, p.Account.ID, func(t *TOTPCredential) error {
+		if _, err := q.UpdateTOTP(ctx, p.Account.ID, func(t *store.TOTPCredential) error {
 			// The seed may have been replaced by another BeginTOTP since we
 			// read it: only the seed the code was checked against counts.
 			if !t.ConfirmedAt.IsZero() {
@@ -161,7 +161,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p account.Principal, code str
 // RemoveTOTP removes the authenticator app (or a pending enrolment). Needs
 // step-up.
 func (s *Service) RemoveTOTP(ctx context.Context, p account.Principal, c account.Client) error {
-	return internal(s.store.InTx(ctx, func(q Queries) error {
+	return internal(s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -224,7 +224,7 @@ func (s *Service) verifyTOTP(ctx context.Context, accountID, code string) error 
 		}
 		return errWrongCode(MethodTOTP)
 	}
-	_, err = s.store.UpdateTOTP(ctx, accountID, func(c *TOTPCredential) error {
+	_, err = s.store.UpdateTOTP(ctx, accountID, func(c *store.TOTPCredential) error {
 		if c.ConfirmedAt.IsZero() || string(c.Secret) != string(cred.Secret) {
 			return errNotEnrolled // removed or replaced meanwhile
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/mfa"
 	"github.com/moat-dev/moat/internal/mfa/totp"
+	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/testenv"
 )
 
@@ -67,7 +68,7 @@ func TestTOTPEnrolment(t *testing.T) {
 	if strings.Join(ms, ",") != "totp,backup_code" {
 		t.Errorf("methods %v", ms)
 	}
-	evs := e.st.Events()
+	evs := e.events()
 	if len(evs) != 1 || evs[0].Type != mfa.EventTOTPAdded || !evs[0].Notify || evs[0].Client.IP != "192.0.2.7" {
 		t.Errorf("events %+v", evs)
 	}
@@ -98,7 +99,7 @@ func TestTOTPSeedSealed(t *testing.T) {
 		t.Fatal("seed stored in clear")
 	}
 	bob := e.principal("acct-bob", "bob@example.com", "user", false)
-	if err := e.st.CreateTOTP(ctx, mfa.TOTPCredential{AccountID: bob.Account.ID, Secret: rec.Secret, ConfirmedAt: start}); err != nil {
+	if err := e.st.CreateTOTP(ctx, store.TOTPCredential{AccountID: bob.Account.ID, Secret: rec.Secret, ConfirmedAt: start}); err != nil {
 		t.Fatal(err)
 	}
 	err = e.factor(mfa.MethodTOTP).Verify(ctx, bob.Account.ID, totp.Code(secret, totp.Step(e.clk.Now())))
@@ -238,7 +239,7 @@ func TestTOTPThrottle(t *testing.T) {
 		t.Errorf("RetryAfter = %v, want 15m (a fresh window)", ae.RetryAfter)
 	}
 	wantCode(t, f.Verify(ctx, p.Account.ID, right), apperr.RateLimited)
-	if n := strings.Count(strings.Join(e.st.EventTypes(), " "), mfa.EventCodesThrottled); n != 1 {
+	if n := strings.Count(strings.Join(e.eventTypes(), " "), mfa.EventCodesThrottled); n != 1 {
 		t.Errorf("%d throttle events, want 1", n)
 	}
 	// Throttling is per account.
@@ -323,7 +324,7 @@ func TestRemoveTOTP(t *testing.T) {
 	if err := e.svc.RemoveTOTP(ctx, e.user(true), e.client); err != nil {
 		t.Fatal(err)
 	}
-	evs := e.st.Events()
+	evs := e.events()
 	last := evs[len(evs)-1]
 	if last.Type != mfa.EventTOTPRemoved || !last.Notify || !last.LastFactorRemoved || !strings.Contains(last.Summary, "no longer has two-factor") {
 		t.Errorf("removal event %+v", last)

@@ -164,6 +164,7 @@ type Queries interface {
 
 	// API keys and sandbox books (apikey.go).
 	APIKeyQueries
+	MFAQueries // second factors (mfa.go)
 }
 
 // Role of an account.

@@ -89,6 +89,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tx/ConcurrentTransfers", testTxConcurrent},
 	}
 	tests = append(tests, apiKeyTests()...)
+	tests = append(tests, mfaTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))

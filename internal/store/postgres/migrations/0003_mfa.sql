@@ -1,12 +1,12 @@
--- Second factors (internal/mfa): the proposed next PostgreSQL migration. At
--- integration it is copied to internal/store/postgres/migrations with the
--- next number; internal/mfa/schema tests that it applies on top of the
--- foundation.
+-- 0003_mfa: second factors (internal/mfa): authenticator apps, backup
+-- codes, SMS phones and codes, security keys and passkeys, WebAuthn
+-- ceremonies in progress, and per-account 2FA settings.
 --
 -- Conventions as 0001_foundation: TIMESTAMPTZ, NULL when unset; strings NOT
 -- NULL with '' for unset; BYTEA hashes; keys in the "C" collation; foreign
 -- keys deferred. Atomic updates (UpdateX) are SELECT ... FOR UPDATE then
--- UPDATE in one transaction.
+-- UPDATE in one transaction. Codes are kept only as keyed hashes and TOTP
+-- seeds only sealed (AES-GCM).
 
 CREATE TABLE totp_credentials (
     account_id     TEXT COLLATE "C" PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,

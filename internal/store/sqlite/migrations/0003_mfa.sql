@@ -1,10 +1,11 @@
--- Second factors (internal/mfa): the proposed next SQLite migration. At
--- integration it is copied to internal/store/sqlite/migrations with the next
--- number; internal/mfa/schema tests that it applies on top of the foundation.
+-- 0003_mfa: second factors (internal/mfa): authenticator apps, backup
+-- codes, SMS phones and codes, security keys and passkeys, WebAuthn
+-- ceremonies in progress, and per-account 2FA settings.
 --
 -- Conventions as 0001_foundation: times are INTEGER Unix microseconds (UTC),
 -- NULL when unset; strings NOT NULL with '' for unset; hashes and binary
--- values are BLOBs; foreign keys deferred.
+-- values are BLOBs; foreign keys deferred. Codes are kept only as keyed
+-- hashes and TOTP seeds only sealed (AES-GCM).
 
 -- One authenticator app per account: the account is the key. The seed is
 -- sealed (AES-GCM, context "totp:"+account_id). last_used_step is the replay

@@ -1,33 +1,19 @@
-package mfa
+package store
 
 import (
 	"context"
 	"time"
 )
 
-// This file is the persistence the second factors need, written as it is
-// meant to join internal/store: the records below move to store.go (same
-// names), the Queries methods join store.Queries, and the SQLite and
-// PostgreSQL stores implement them, proven by the conformance suite. Until
-// then internal/mfa/mfatest has an in-memory implementation.
-//
-// Conventions are internal/store's: zero time means NULL, errors are
-// store.ErrNotFound / store.ErrAlreadyExists (errors.Is), and UpdateX reads,
-// calls fn on a copy and writes in one transaction, serialising concurrent
-// updaters of the same row; if fn returns an error nothing is written and the
-// error is returned unchanged.
-
-// Store is the database as the mfa service uses it.
-type Store interface {
-	Queries
-	// InTx runs fn in one transaction, as store.Store.InTx does.
-	InTx(ctx context.Context, fn func(q Queries) error) error
-}
-
-// Queries are the reads and writes of the second factors.
-type Queries interface {
+// MFAQueries are the reads and writes of the second factors
+// (internal/mfa): authenticator apps, backup codes, SMS, security keys and
+// passkeys, WebAuthn ceremonies and per-account 2FA settings. Queries embeds
+// it; the conventions of this package apply. Every record but a ceremony
+// belongs to an account that must exist when the write commits.
+type MFAQueries interface {
 	// Authenticator apps (TOTP). At most one per account: the account ID is
-	// the key.
+	// the key (so, for the UpdateX methods keyed by account, it is the ID fn
+	// may not change).
 
 	// CreateTOTP inserts c. Returns ErrAlreadyExists if the account has one
 	// (pending or confirmed).
@@ -47,11 +33,13 @@ type Queries interface {
 
 	// ReplaceBackupCodes deletes every backup code of the account, used or
 	// not, and inserts codes, atomically: the old set stops working at the
-	// moment the new one exists. Empty codes just deletes.
+	// moment the new one exists. Empty codes just deletes. Each code is
+	// stored for accountID, whatever its AccountID field says. Two codes
+	// with the same hash return ErrAlreadyExists and change nothing.
 	ReplaceBackupCodes(ctx context.Context, accountID string, codes []BackupCode) error
 	// SpendBackupCode sets UsedAt = at on the account's code with this hash
 	// if it is unused. Of concurrent callers with the same code exactly one
-	// succeeds; the others get store.ErrTokenUsed. Returns ErrNotFound if
+	// succeeds; the others get ErrTokenUsed. Returns ErrNotFound if
 	// the account has no code with this hash.
 	SpendBackupCode(ctx context.Context, accountID string, hash []byte, at time.Time) error
 	// CountBackupCodes returns how many unused codes the account has.
@@ -105,7 +93,8 @@ type Queries interface {
 	// caller checks ExpiresAt.
 	TakeWebAuthnCeremony(ctx context.Context, id string) (WebAuthnCeremony, error)
 	// DeleteExpiredWebAuthnCeremonies removes ceremonies whose ExpiresAt is
-	// before now and returns how many.
+	// before now and returns how many. A ceremony without an expiry counts as
+	// expired.
 	DeleteExpiredWebAuthnCeremonies(ctx context.Context, now time.Time) (int, error)
 
 	// Per-account settings.
@@ -115,11 +104,12 @@ type Queries interface {
 	GetMFASettings(ctx context.Context, accountID string) (MFASettings, error)
 	// UpdateMFASettings atomically applies fn, starting from a zero
 	// MFASettings{AccountID: accountID} when the account has none (insert
-	// or update). Inside InTx it also serialises factor changes of one
-	// account: the service updates the settings row first (FactorsChangedAt)
-	// and holds its lock while it counts and adds or removes factors, so two
-	// concurrent requests cannot both add the fifth key or both remove "one
-	// of two" factors.
+	// or update; when fn fails, no row is left behind). Inside InTx it also
+	// serialises factor changes of one account: internal/mfa updates the
+	// settings row first (FactorsChangedAt) and holds its lock until commit
+	// while it counts and adds or removes factors, so two concurrent
+	// requests cannot both add the fifth key or both remove "one of two"
+	// factors.
 	UpdateMFASettings(ctx context.Context, accountID string, fn func(s *MFASettings) error) (MFASettings, error)
 }
 
