@@ -29,6 +29,7 @@ import (
 	"github.com/moat-dev/moat/internal/account"
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/httpx"
+	"github.com/moat-dev/moat/internal/mfa"
 )
 
 //go:embed openapi.json
@@ -41,6 +42,9 @@ const DeviceHeader = "X-Moat-Device"
 type Deps struct {
 	// Accounts is the account service every endpoint calls.
 	Accounts *account.Service
+	// MFA is the 2FA service of the /api/v1/mfa, /api/v1/stepup and
+	// passkey endpoints (mfa.go); nil makes them answer 404 not_found.
+	MFA *mfa.Service
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// Logger receives internal errors (httpx's request logger is used when
@@ -52,13 +56,14 @@ type Deps struct {
 // Register.
 type Handler struct {
 	accounts *account.Service
+	mfa      *mfa.Service
 	trusted  []netip.Prefix
 	log      *slog.Logger
 }
 
 // New returns the API handler.
 func New(d Deps) *Handler {
-	h := &Handler{accounts: d.Accounts, trusted: d.TrustedProxies, log: d.Logger}
+	h := &Handler{accounts: d.Accounts, mfa: d.MFA, trusted: d.TrustedProxies, log: d.Logger}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -73,7 +78,7 @@ type route struct {
 }
 
 func (h *Handler) routes() []route {
-	return []route{
+	rs := []route{
 		{"GET", "/api/v1/openapi.json", h.openapi},
 
 		{"POST", "/api/v1/signup", h.signup},
@@ -93,6 +98,7 @@ func (h *Handler) routes() []route {
 		{"PUT", "/api/v1/settings/anti-phishing", h.auth(h.antiPhishing)},
 		{"POST", "/api/v1/settings/password", h.auth(h.changePassword)},
 	}
+	return append(rs, h.mfaRoutes()...)
 }
 
 // Register mounts the API on mux. Unknown paths under /api/v1/ get a JSON
@@ -268,6 +274,10 @@ type signinResponse struct {
 	NewDevice    bool         `json:"new_device,omitempty"`
 	PendingToken string       `json:"pending_token,omitempty"`
 	Factors      []string     `json:"factors,omitzero"`
+	// MustEnrol (step done): enrol a second factor (EnrolMethod, "" for
+	// any) before anything else; the platform requires one.
+	MustEnrol   bool   `json:"must_enrol,omitempty"`
+	EnrolMethod string `json:"enrol_method,omitempty"`
 }
 
 func (h *Handler) writeStep(w http.ResponseWriter, r *http.Request, res *account.SignInResult) {
@@ -282,6 +292,7 @@ func (h *Handler) writeStep(w http.ResponseWriter, r *http.Request, res *account
 		out.DeviceToken = res.Session.DeviceToken
 		out.ExpiresAt = res.Session.Session.ExpiresAt.UTC()
 		out.NewDevice = res.Session.NewDevice
+		out.MustEnrol, out.EnrolMethod = res.MustEnrol, res.EnrolMethod
 	default:
 		out.PendingToken = res.PendingToken
 		out.Factors = res.Factors
@@ -347,21 +358,17 @@ func (h *Handler) signinStatus(w http.ResponseWriter, r *http.Request) {
 	h.writeStep(w, r, res)
 }
 
-type factorRequest struct {
-	PendingToken string `json:"pending_token"`
-	Factor       string `json:"factor"`
-	Response     string `json:"response"`
-}
-
+// signinFactor answers the second factor (decodeAnswer: a code, or a
+// security key's {"ceremony","credential"}).
 func (h *Handler) signinFactor(w http.ResponseWriter, r *http.Request) {
-	var req factorRequest
-	if err := decode(w, r, &req, field{"pending_token", &req.PendingToken}, field{"factor", &req.Factor}, field{"response", &req.Response}); err != nil {
+	req, err := decodeAnswer(w, r, true)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	res, err := h.accounts.VerifySecondFactor(r.Context(), req.PendingToken, req.Factor, req.Response, h.client(r))
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, answerField(err))
 		return
 	}
 	h.writeStep(w, r, res)
