@@ -101,6 +101,7 @@ func (s *Service) Lock(ctx context.Context, email, reason, actor string) error {
 		return internal(err)
 	}
 	s.cache.dropAccount(a.ID)
+	s.locked(a.ID)
 	return nil
 }
 

@@ -259,6 +259,7 @@ func (s *Service) SecureAccount(ctx context.Context, linkToken string, c Client)
 		return internal(err)
 	}
 	s.cache.dropAccount(accountID)
+	s.locked(accountID)
 	return nil
 }
 

@@ -179,6 +179,9 @@ type Service struct {
 
 	throttle *throttle
 	cache    *sessionCache
+
+	// onLock are the OnLock hooks (onlock.go).
+	onLock []func(accountID string)
 }
 
 // New returns a Service. It panics if a required dependency is missing or

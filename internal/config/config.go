@@ -34,6 +34,8 @@ type Config struct {
 	Security Security `toml:"security"`
 	HTTP     HTTP     `toml:"http"`
 	Log      Log      `toml:"log"`
+	// APIKeys: API keys and the signed API (apikeys.go).
+	APIKeys APIKeys `toml:"apikeys"`
 }
 
 // Database selects the store.
@@ -152,6 +154,7 @@ func Default() Config {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:     Log{Level: "info", Format: "text"},
+		APIKeys: DefaultAPIKeys(),
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,6 +73,20 @@ var settings = []setting{
 	{"http.idle_timeout", "MOAT_HTTP_IDLE_TIMEOUT", "", "keep-alive idle timeout"},
 	{"log.level", "MOAT_LOG_LEVEL", "log-level", "debug, info, warn or error"},
 	{"log.format", "MOAT_LOG_FORMAT", "log-format", "text or json"},
+	// API keys and the signed API (apikeys.go). Maps come from the
+	// environment as JSON objects.
+	{"apikeys.upstream", "MOAT_APIKEYS_UPSTREAM", "apikeys-upstream", "URL of the exchange backend signed API calls go to; empty: the built-in sandbox exchange"},
+	{"apikeys.identity_key", "MOAT_APIKEYS_IDENTITY_KEY", "", "base64 key (>= 32 bytes) signing the identity headers sent upstream; required with apikeys.upstream (default with the sandbox: derived from the master key)"},
+	{"apikeys.routes", "MOAT_APIKEYS_ROUTES", "", `per-method overrides of the routes table, e.g. {"AddOrder":{"cost":0},"TradeBalance":{"permissions":"query-funds"}}`},
+	{"apikeys.tiers", "MOAT_APIKEYS_TIERS", "", `rate-limit tiers, e.g. {"pro":{"max":20,"decay_per_second":1}} (default: Kraken's starter, intermediate, pro)`},
+	{"apikeys.default_tier", "MOAT_APIKEYS_DEFAULT_TIER", "", "rate-limit tier of every key"},
+	{"apikeys.lockout.after", "MOAT_APIKEYS_LOCKOUT_AFTER", "", "invalid key or signature answers from one address before it is locked out (0: never)"},
+	{"apikeys.lockout.decay_per_second", "MOAT_APIKEYS_LOCKOUT_DECAY_PER_SECOND", "", "how fast an address's failure count decays"},
+	{"apikeys.lockout.for", "MOAT_APIKEYS_LOCKOUT_FOR", "", "how long a locked-out address is refused"},
+	{"apikeys.max_body_bytes", "MOAT_APIKEYS_MAX_BODY_BYTES", "", "largest signed API request body"},
+	{"apikeys.unused_after", "MOAT_APIKEYS_UNUSED_AFTER", "", "flag keys not used for this long (0: never)"},
+	{"apikeys.cache_ttl", "MOAT_APIKEYS_CACHE_TTL", "", "how long another node may still accept a key changed or deleted elsewhere"},
+	{"apikeys.nonce_max_seen", "MOAT_APIKEYS_NONCE_MAX_SEEN", "", "nonces remembered per key below its highest (keys with a nonce window)"},
 }
 
 // ConfigEnv names the environment variable holding the config file path.
@@ -321,6 +336,21 @@ func setKey(cfg *Config, key, s string) error {
 			return fmt.Errorf("not a non-negative integer in range")
 		}
 		f.SetUint(n)
+	case f.CanFloat():
+		n, err := strconv.ParseFloat(s, f.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("not a number")
+		}
+		f.SetFloat(n)
+	case f.Kind() == reflect.Map:
+		// Tables (apikeys.routes, apikeys.tiers) come as a JSON object.
+		m := reflect.New(f.Type())
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(m.Interface()); err != nil {
+			return fmt.Errorf("not a JSON object of the right shape: %v", err)
+		}
+		f.Set(m.Elem())
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		var list []string
 		for p := range strings.SplitSeq(s, ",") {
@@ -395,7 +425,7 @@ func PrintSettings(w io.Writer) {
 		switch {
 		case s.key == "dev":
 			d = "auto"
-		case d == "" || d == "[]" || d == "0" && strings.HasPrefix(s.key, "redis."):
+		case d == "" || d == "[]" || d == "map[]" || d == "0" && strings.HasPrefix(s.key, "redis."):
 			d = ""
 		}
 		if d != "" {

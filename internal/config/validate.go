@@ -127,6 +127,7 @@ func (c Config) Validate() error {
 
 	c.checkSMTP(&ps)
 	c.checkSecurity(&ps)
+	c.checkAPIKeys(&ps)
 
 	if c.HTTP.MaxBodyBytes <= 0 {
 		ps.add("http.max_body_bytes", "must be positive")
