@@ -6,7 +6,7 @@
 // transaction, so the ratio says how much of a sign-in is anything but the
 // password hash.
 //
-//	go run ./bench/signin [-duration 4s] [-rounds 3] [-conns 4]
+//	go run ./bench/signin [-duration 2s] [-rounds 8] [-conns 4]
 //
 // moat runs as its own process (the real binary, built once and not
 // measured, set up with `moat user create --password-stdin` and run as
@@ -39,8 +39,8 @@ import (
 )
 
 func main() {
-	duration := flag.Duration("duration", 4*time.Second, "how long to measure each side in each round")
-	rounds := flag.Int("rounds", 3, "alternating measurement rounds")
+	duration := flag.Duration("duration", 2*time.Second, "how long to measure each side in each round")
+	rounds := flag.Int("rounds", 8, "alternating measurement rounds")
 	conns := flag.Int("conns", 4, "concurrent connections (and hashing goroutines)")
 	flag.Parse()
 	if err := run(*duration, *rounds, *conns); err != nil {
@@ -99,6 +99,7 @@ func run(duration time.Duration, rounds, conns int) error {
 	load.Run(conns, duration/4, hash)
 	var moat, raw load.Result
 	var serverCPU, hashCPU time.Duration
+	var ratios []float64
 	for r := range rounds {
 		s0, _ := m.Server().CPUTime()
 		a := load.Run(conns, duration, signIn)
@@ -109,12 +110,14 @@ func run(duration time.Duration, rounds, conns int) error {
 		serverCPU += s1 - s0
 		hashCPU += h1 - h0
 		moat, raw = moat.Add(a), raw.Add(b)
+		ratios = append(ratios, a.PerSecond()/b.PerSecond())
 		fmt.Printf("  round %d: moat %.1f/s  raw %.1f/s  ratio %.2f\n", r+1, a.PerSecond(), b.PerSecond(), a.PerSecond()/b.PerSecond())
 	}
 	fmt.Printf("  moat POST /api/v1/signin: %s; server CPU %.1f ms per sign-in\n", moat, perOp(serverCPU, moat))
 	fmt.Printf("  raw argon2id hashes:      %s; CPU %.1f ms per hash\n", raw, perOp(hashCPU, raw))
 	if raw.PerSecond() > 0 {
-		fmt.Printf("  ratio moat/raw: %.2f (target >= 0.90)\n", moat.PerSecond()/raw.PerSecond())
+		fmt.Printf("  ratio moat/raw: %.2f over all rounds, median of the rounds %.2f (target >= 0.90)\n",
+			moat.PerSecond()/raw.PerSecond(), load.Median(ratios))
 	}
 	if peak, err := m.Server().PeakRSS(); err == nil {
 		fmt.Printf("  moat server peak RSS: %s\n", peak)

@@ -61,6 +61,13 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) string {
 
 // parseHop parses "ip", "ip:port" or "[ipv6]:port". Zones are dropped.
 func parseHop(s string) (netip.Addr, bool) {
+	// RemoteAddr always has a port: try that first when s looks like it
+	// (a failed parse costs an allocated error).
+	if strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1 {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return normal(ap.Addr()), true
+		}
+	}
 	if a, err := netip.ParseAddr(s); err == nil {
 		return normal(a), true
 	}

@@ -449,6 +449,21 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
+// DropBrowserHeaders removes every header SecurityHeaders sets (HSTS
+// included), and nothing else.
+func TestDropBrowserHeaders(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.TLS = &tls.ConnectionState{}
+	rec := httptest.NewRecorder()
+	SecurityHeaders(true)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		DropBrowserHeaders(w.Header())
+	})).ServeHTTP(rec, r)
+	if len(rec.Header()) != 1 || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("left %v, want only the handler's Cache-Control", rec.Header())
+	}
+}
+
 func TestObserve(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)

@@ -110,6 +110,27 @@ func SecurityHeaders(httpsOrigin bool) func(http.Handler) http.Handler {
 	}
 }
 
+// browserOnlyHeaders are the headers SecurityHeaders sets that only a
+// browser acts on, when it renders or loads the response.
+var browserOnlyHeaders = [...]string{
+	"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy",
+	"Cross-Origin-Opener-Policy", "Permissions-Policy", "X-Frame-Options",
+	"Strict-Transport-Security",
+}
+
+// DropBrowserHeaders removes what SecurityHeaders set from a response that
+// no browser receives, before it is written: a forward-auth answer that the
+// reverse proxy consumes (nginx auth_request never passes it on; Traefik and
+// Envoy pass on only the headers they are told to copy). Those seven
+// headers are most of such an answer, and the proxy parses each of them on
+// every request it forwards. Never call it for a response that may reach a
+// browser, including error responses a proxy forwards.
+func DropBrowserHeaders(h http.Header) {
+	for _, k := range browserOnlyHeaders {
+		delete(h, k)
+	}
+}
+
 // CrossOrigin refuses cross-site requests with unsafe methods (POST, PUT,
 // PATCH, DELETE) using http.CrossOriginProtection, with publicOrigin
 // trusted (it differs from the Host header behind a reverse proxy).

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,17 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// routes caches each route's series (*routeSeries by route), so a
+	// request does not hash its labels to find them: the routes are the
+	// ServeMux patterns, a fixed set.
+	routes sync.Map
+}
+
+// routeSeries are one route's series; a status class's counter is made on
+// its first request, so /metrics lists only classes that happened.
+type routeSeries struct {
+	duration prometheus.Observer
+	requests [len(statusClass)]atomic.Pointer[prometheus.Counter]
 }
 
 // NewMetrics registers moat_http_requests_total{route,code} and
@@ -47,12 +59,23 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 var statusClass = [...]string{"1xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 func (m *Metrics) observe(route string, status int, d time.Duration) {
-	class := "5xx"
-	if i := status / 100; i >= 0 && i < len(statusClass) {
-		class = statusClass[i]
+	rs, ok := m.routes.Load(route)
+	if !ok {
+		rs, _ = m.routes.LoadOrStore(route, &routeSeries{duration: m.duration.WithLabelValues(route)})
 	}
-	m.requests.WithLabelValues(route, class).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	r := rs.(*routeSeries)
+	i := status / 100
+	if i < 0 || i >= len(statusClass) {
+		i = 5
+	}
+	c := r.requests[i].Load()
+	if c == nil {
+		counter := m.requests.WithLabelValues(route, statusClass[i])
+		c = &counter
+		r.requests[i].Store(c)
+	}
+	(*c).Inc()
+	r.duration.Observe(d.Seconds())
 }
 
 // requestState travels in the request context from Observe to the handlers.

@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -72,11 +74,25 @@ var ErrUnknownFormat = errors.New("password: unknown or malformed password hash"
 
 // Hasher hashes new passwords with its parameters and verifies stored ones.
 // It is safe for concurrent use.
+//
+// At most as many argon2 computations run at once as there are CPUs for
+// them (GOMAXPROCS when NewHasher ran, divided by the parallelism of the
+// parameters); the others wait their turn. Running more at once would not
+// finish any sooner, since each keeps a CPU busy, but every one holds its
+// memory cost (19 MiB by default) for the whole time: a burst of sign-ins
+// would take that much memory each, and interleaving them on the CPUs
+// makes each one slower.
 type Hasher struct {
 	params Params
 	rand   io.Reader
 	// dummySalt is a fixed salt for DummyVerify.
 	dummySalt []byte
+	// slots holds a token for each argon2 computation running.
+	slots chan struct{}
+	// busy counts the computations running or waiting for a slot, and
+	// collecting is set while a collection asked for by argon2 runs.
+	busy       atomic.Int32
+	collecting atomic.Bool
 }
 
 // NewHasher returns a Hasher using p for new hashes and r for salts
@@ -92,7 +108,38 @@ func NewHasher(p Params, r io.Reader) (*Hasher, error) {
 	if _, err := io.ReadFull(r, salt); err != nil {
 		return nil, fmt.Errorf("password: read random: %w", err)
 	}
-	return &Hasher{params: p, rand: r, dummySalt: salt}, nil
+	slots := max(1, runtime.GOMAXPROCS(0)/int(p.Threads))
+	return &Hasher{params: p, rand: r, dummySalt: salt, slots: make(chan struct{}, slots)}, nil
+}
+
+// collectFromKiB is the memory cost from which a computation's memory is
+// worth collecting as soon as it is garbage (see argon2).
+const collectFromKiB = 4 << 10
+
+// argon2 runs f, a computation that costs memKiB of memory, as one of the
+// computations allowed at once.
+//
+// When the last computation running finishes, argon2 starts a garbage
+// collection in the background, so that its memory is reclaimed now. Left
+// to itself the runtime would not: a collection that ran while the
+// computation held its memory (each computation's allocation starts one)
+// saw that memory live and set the next collection at twice as much heap,
+// so after a single sign-in an idle or lightly loaded server would grow its
+// heap by about twice the argon2 memory cost before collecting again (40
+// MB with the defaults). A collection of the rest of moat's small heap
+// costs far less than one hash.
+func (h *Hasher) argon2(memKiB uint32, f func() []byte) []byte {
+	h.busy.Add(1)
+	h.slots <- struct{}{}
+	key := f()
+	<-h.slots
+	if h.busy.Add(-1) == 0 && memKiB >= collectFromKiB && h.collecting.CompareAndSwap(false, true) {
+		go func() {
+			runtime.GC()
+			h.collecting.Store(false)
+		}()
+	}
+	return key
 }
 
 // Params returns the parameters new hashes are made with.
@@ -105,7 +152,9 @@ func (h *Hasher) Hash(pw string) (string, error) {
 	if _, err := io.ReadFull(h.rand, salt); err != nil {
 		return "", fmt.Errorf("password: read random: %w", err)
 	}
-	key := argon2.IDKey([]byte(pw), salt, h.params.Time, h.params.MemoryKiB, h.params.Threads, h.params.KeyLen)
+	key := h.argon2(h.params.MemoryKiB, func() []byte {
+		return argon2.IDKey([]byte(pw), salt, h.params.Time, h.params.MemoryKiB, h.params.Threads, h.params.KeyLen)
+	})
 	return phc{variant: "argon2id", params: h.params, salt: salt, key: key}.String(), nil
 }
 
@@ -133,13 +182,12 @@ func (h *Hasher) Verify(pw, stored string) (ok, needsRehash bool, err error) {
 	if err != nil {
 		return false, false, err
 	}
-	var key []byte
-	switch p.variant {
-	case "argon2id":
-		key = argon2.IDKey([]byte(pw), p.salt, p.params.Time, p.params.MemoryKiB, p.params.Threads, p.params.KeyLen)
-	case "argon2i":
-		key = argon2.Key([]byte(pw), p.salt, p.params.Time, p.params.MemoryKiB, p.params.Threads, p.params.KeyLen)
-	}
+	key := h.argon2(p.params.MemoryKiB, func() []byte {
+		if p.variant == "argon2i" {
+			return argon2.Key([]byte(pw), p.salt, p.params.Time, p.params.MemoryKiB, p.params.Threads, p.params.KeyLen)
+		}
+		return argon2.IDKey([]byte(pw), p.salt, p.params.Time, p.params.MemoryKiB, p.params.Threads, p.params.KeyLen)
+	})
 	if subtle.ConstantTimeCompare(key, p.key) != 1 {
 		return false, false, nil
 	}
@@ -151,7 +199,9 @@ func (h *Hasher) Verify(pw, stored string) (ok, needsRehash bool, err error) {
 // the e-mail given, so that "no such account" takes as long as "wrong
 // password" and timing does not tell which addresses have accounts.
 func (h *Hasher) DummyVerify(pw string) bool {
-	key := argon2.IDKey([]byte(pw), h.dummySalt, h.params.Time, h.params.MemoryKiB, h.params.Threads, h.params.KeyLen)
+	key := h.argon2(h.params.MemoryKiB, func() []byte {
+		return argon2.IDKey([]byte(pw), h.dummySalt, h.params.Time, h.params.MemoryKiB, h.params.Threads, h.params.KeyLen)
+	})
 	// Compare against a key of the same length so the comparison costs the
 	// same too; the result is discarded: there is nothing to match.
 	var stored [maxKeyLen]byte

@@ -3,8 +3,13 @@ package password
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -101,6 +106,62 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("Verify = (%v, %v), want (%v, %v)", ok, rehash, tc.ok, tc.rehash)
 			}
 		})
+	}
+}
+
+// Many concurrent hashes and verifications, more than may compute at once
+// (one per CPU), all finish with the right answers and free their slots.
+func TestConcurrentUse(t *testing.T) {
+	h := newHasher(t, fastParams)
+	if want := max(1, runtime.GOMAXPROCS(0)); cap(h.slots) != want {
+		t.Fatalf("%d computations at once, want %d (GOMAXPROCS)", cap(h.slots), want)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := range 32 {
+		wg.Go(func() {
+			pw := fmt.Sprintf("password number %d", i)
+			stored, err := h.Hash(pw)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if ok, _, err := h.Verify(pw, stored); !ok || err != nil {
+				errs <- fmt.Errorf("%q does not verify: %v", pw, err)
+			}
+			if ok, _, _ := h.Verify(pw+"!", stored); ok {
+				errs <- fmt.Errorf("%q verifies with another password", pw)
+			}
+			if h.DummyVerify(pw) {
+				errs <- errors.New("DummyVerify matched")
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(h.slots); n != 0 {
+		t.Fatalf("%d computation slots still taken", n)
+	}
+}
+
+// After a hash, its memory (19 MiB by default) is collected at once, so the
+// heap does not grow by twice that before the next collection.
+func TestHashMemoryCollected(t *testing.T) {
+	h := newHasher(t, DefaultParams())
+	if _, err := h.Hash("correct horse battery staple"); err != nil {
+		t.Fatal(err)
+	}
+	for h.collecting.Load() { // the collection argon2 started
+		time.Sleep(time.Millisecond)
+	}
+	sample := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(sample)
+	cost := uint64(DefaultParams().MemoryKiB) << 10
+	if goal := sample[0].Value.Uint64(); goal >= cost {
+		t.Fatalf("next collection at %d MiB of heap, more than one hash's %d MiB", goal>>20, cost>>20)
 	}
 }
 

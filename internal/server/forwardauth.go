@@ -20,10 +20,20 @@ const (
 	HeaderSessionID = "X-Moat-Session-Id"
 )
 
+// noStore is the Cache-Control value of every /auth/verify answer, shared
+// (header values are never written into, only replaced).
+var noStore = []string{"no-store"}
+
 // forwardAuth is GET /auth/verify for reverse proxies (nginx auth_request,
 // Traefik forwardAuth, Envoy ext_authz): 200 with the identity headers when
 // the request carries a valid session — the web session cookie or an
 // "Authorization: Bearer" API session token — and 401 otherwise.
+//
+// Every answer is Cache-Control: no-store, so no cache between moat and the
+// proxy can replay an authorisation. The 200 is for the proxy alone and
+// carries only that and the identity headers (see httpx.DropBrowserHeaders);
+// a 401 may be shown to the browser by the proxy, so it keeps every
+// security header.
 //
 // The client address is taken from X-Forwarded-For when the proxy is in
 // security.trusted_proxies, so the session's last-seen IP is the user's.
@@ -32,8 +42,8 @@ const (
 // upstream from CSRF as well.
 func forwardAuth(accounts *account.Service, trusted []netip.Prefix, cookieName string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Vary", "Cookie, Authorization")
+		h := w.Header()
+		h["Cache-Control"] = noStore
 		c := account.Client{IP: httpx.ClientIP(r, trusted), UserAgent: r.UserAgent(), Kind: "web"}
 		token := ""
 		if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
@@ -50,10 +60,12 @@ func forwardAuth(accounts *account.Service, trusted []netip.Prefix, cookieName s
 			httpx.WriteError(w, r, err)
 			return
 		}
-		h := w.Header()
-		h.Set(HeaderAccountID, p.Account.ID)
-		h.Set(HeaderRole, string(p.Account.Role))
-		h.Set(HeaderSessionID, p.Session.ID)
+		httpx.DropBrowserHeaders(h)
+		// One allocation for the three values; the keys are canonical.
+		v := &[3]string{p.Account.ID, string(p.Account.Role), p.Session.ID}
+		h[HeaderAccountID] = v[0:1:1]
+		h[HeaderRole] = v[1:2:2]
+		h[HeaderSessionID] = v[2:3:3]
 		w.WriteHeader(http.StatusOK)
 	})
 }

@@ -32,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/moat-dev/moat/internal/config"
 )
 
 // startTimeout bounds how long a child may take to start listening.
@@ -318,9 +320,11 @@ func StartBare() (*Process, error) {
 // ServeBareIfAsked serves the bare handler and exits when this process was
 // started by StartBare; otherwise it returns at once.
 //
-// The bare handler is the cheapest one that answers like forward-auth: 200
-// with an identity header, behind an http.Server with the same header
-// timeouts as moat's.
+// The bare handler does no work: it writes the answer moat's forward-auth
+// gives for a valid session, the same headers with constant values of the
+// same length, behind an http.Server with moat's default timeouts and
+// header limit. What moat measures above it is then the work of checking
+// the session, not a longer answer or other server settings.
 func ServeBareIfAsked() {
 	if os.Getenv(bareEnv) != "1" {
 		return
@@ -330,13 +334,21 @@ func ServeBareIfAsked() {
 		fmt.Fprintln(os.Stderr, "bare server:", err)
 		os.Exit(1)
 	}
+	hc := config.Default().HTTP
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("X-Moat-Account-Id", "bench")
+			h := w.Header()
+			h.Set("Cache-Control", "no-store")
+			h.Set("X-Moat-Account-Id", "bench-account-id-22chr")
+			h.Set("X-Moat-Role", "user")
+			h.Set("X-Moat-Session-Id", "bench-session-id-22chr")
 			w.WriteHeader(http.StatusOK)
 		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: hc.ReadHeaderTimeout,
+		ReadTimeout:       hc.ReadTimeout,
+		WriteTimeout:      hc.WriteTimeout,
+		IdleTimeout:       hc.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,4 +117,18 @@ func Do(client *http.Client, req *http.Request, want int) error {
 		return fmt.Errorf("status %d, want %d", resp.StatusCode, want)
 	}
 	return nil
+}
+
+// Median is the middle value of xs (the mean of the two middle ones for an
+// even count); 0 for none. Per-round ratios on a shared machine have
+// outliers, which the median ignores.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
