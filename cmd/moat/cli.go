@@ -53,6 +53,8 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return c.user(rest)
 	case "audit":
 		return c.audit(rest)
+	case "apikey":
+		return c.apikey(rest)
 	case "version", "--version":
 		return c.version(rest)
 	case "help", "-h", "-help", "--help":
@@ -82,6 +84,12 @@ Usage:
   moat user list [--json] [--search S]   list accounts
   moat user lock E [--reason R]          lock an account and end its sessions
   moat user unlock E                     unlock an account
+  moat apikey create --email E --name N --permissions P1,P2 [--allow-ip CIDR]...
+         [--expires T] [--nonce-window N] [--json]
+                                         create an API key; prints its secret once
+  moat apikey list --email E [--json]    list an account's API keys (never secrets)
+  moat apikey revoke KEY                 delete an API key (by ID or public key)
+  moat apikey rotate KEY [--grace D]     give a key a new secret; prints it once
   moat audit verify [--json]             check the audit log's hash chain
   moat version                           print the version
 

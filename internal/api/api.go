@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/account"
+	"github.com/moat-dev/moat/internal/apikey"
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/httpx"
 	"github.com/moat-dev/moat/internal/mfa"
@@ -45,6 +46,10 @@ type Deps struct {
 	// MFA is the 2FA service of the /api/v1/mfa, /api/v1/stepup and
 	// passkey endpoints (mfa.go); nil makes them answer 404 not_found.
 	MFA *mfa.Service
+	// APIKeys serves /api/v1/apikeys (apikeys.go) with KeyStepUp
+	// confirming every change; nil makes them answer 404 not_found.
+	APIKeys   *apikey.Service
+	KeyStepUp KeyStepUp
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// Logger receives internal errors (httpx's request logger is used when
@@ -55,15 +60,18 @@ type Deps struct {
 // Handler serves the JSON API. Create it with New and mount it with
 // Register.
 type Handler struct {
-	accounts *account.Service
-	mfa      *mfa.Service
-	trusted  []netip.Prefix
-	log      *slog.Logger
+	accounts  *account.Service
+	mfa       *mfa.Service
+	apiKeys   *apikey.Service
+	keyStepUp KeyStepUp
+	trusted   []netip.Prefix
+	log       *slog.Logger
 }
 
 // New returns the API handler.
 func New(d Deps) *Handler {
-	h := &Handler{accounts: d.Accounts, mfa: d.MFA, trusted: d.TrustedProxies, log: d.Logger}
+	h := &Handler{accounts: d.Accounts, mfa: d.MFA, trusted: d.TrustedProxies, log: d.Logger,
+		apiKeys: d.APIKeys, keyStepUp: d.KeyStepUp}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -98,6 +106,7 @@ func (h *Handler) routes() []route {
 		{"PUT", "/api/v1/settings/anti-phishing", h.auth(h.antiPhishing)},
 		{"POST", "/api/v1/settings/password", h.auth(h.changePassword)},
 	}
+	rs = append(rs, h.apiKeyRoutes()...)
 	return append(rs, h.mfaRoutes()...)
 }
 

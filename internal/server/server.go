@@ -70,6 +70,7 @@ type Server struct {
 	store    store.Store
 	redis    *redis.Client // nil without Redis
 	accounts *account.Service
+	keys     *apiKeys // API keys and the signed API (apikeys.go)
 	worker   *notify.Worker
 	registry *prometheus.Registry
 	handler  http.Handler
@@ -186,6 +187,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		CodeKey: codeKey,
 		Logger:  logger.With("component", "account"),
 	})
+	s.keys, err = buildAPIKeys(apiKeyDeps{cfg: cfg, store: s.store, clock: o.clock, rand: o.rand, box: box,
+		masterKey: masterKey, audit: auditLog, mailer: mailer, accounts: s.accounts, hasher: hasher,
+		counter: counter, redis: s.redis, logger: logger})
+	if err != nil {
+		return nil, err
+	}
 	// TODO(wiring): internal/mfa factors (s.accounts.RegisterFactor), apikey,
 	// gateway (/0/private/), admin console — mount here when they land.
 
@@ -202,12 +209,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		TrustedProxies: trusted,
 		Logger:         logger.With("component", "web"),
 		Dev:            cfg.Dev,
+		APIKeys:        s.keys.svc,
+		KeyStepUp:      s.keys.stepUp,
 	})
 	if err != nil {
 		return nil, err
 	}
 	jsonAPI := api.New(api.Deps{
 		Accounts:       s.accounts,
+		APIKeys:        s.keys.svc,
+		KeyStepUp:      s.keys.stepUp,
 		TrustedProxies: trusted,
 		Logger:         logger.With("component", "api"),
 	})
@@ -218,6 +229,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, err
 	}
+	s.registry.MustRegister(s.keys.calls)
 
 	mux := http.NewServeMux()
 	pages.Register(mux)
@@ -247,7 +259,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	s.handler = h
+	// The signed API (/0/private/) bypasses the browser middleware.
+	s.handler = withSignedAPI(h, s.keys.handler(logger, metrics, o.rand, secure))
 	return s, nil
 }
 

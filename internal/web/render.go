@@ -24,6 +24,8 @@ type page struct {
 	// navigation. Nav names the current item.
 	Account *store.Account
 	Nav     string
+	// KeysNav shows the API keys item in the account navigation.
+	KeysNav bool
 	// Notice reports what just happened (role=status).
 	Notice string
 	// Alert is a form-level error (role=alert), used when the problem is not
@@ -167,6 +169,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	p.Brand = h.brand
 	p.Dev = h.dev
+	p.KeysNav = h.apiKeys != nil
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		h.internal(w, r, err)

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/account"
+	"github.com/moat-dev/moat/internal/apikey"
 	"github.com/moat-dev/moat/internal/clock"
 )
 
@@ -59,6 +60,10 @@ type Deps struct {
 	// Clock tells the time (whether a withdrawal hold is still on); nil
 	// means the system clock.
 	Clock clock.Clock
+	// APIKeys, when set, serves the API key pages (apikeys.go); KeyStepUp
+	// then confirms every key change.
+	APIKeys   *apikey.Service
+	KeyStepUp KeyStepUp
 }
 
 // Handler serves the pages. Create it with New and mount it with Register.
@@ -75,6 +80,9 @@ type Handler struct {
 	pages     map[string]*template.Template
 	static    http.Handler
 	assetTags map[string]string // file name -> content hash for cache busting
+
+	apiKeys   *apikey.Service // nil: no API key pages
+	keyStepUp KeyStepUp
 }
 
 // New parses the embedded templates and returns the handler.
@@ -100,6 +108,9 @@ func New(d Deps) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if err := h.useAPIKeys(d); err != nil {
+		return nil, err
 	}
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -148,6 +159,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /account/settings", h.auth(h.settingsPage))
 	mux.HandleFunc("POST /account/settings/anti-phishing", h.form(h.auth(h.antiPhishing)))
 	mux.HandleFunc("POST /account/settings/password", h.form(h.auth(h.changePassword)))
+	h.registerAPIKeys(mux)
 }
 
 // serveStatic serves the embedded stylesheet and script. URLs carry a content
