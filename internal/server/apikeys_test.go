@@ -20,10 +20,13 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/account"
+	"github.com/moat-dev/moat/internal/apikey"
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/sandbox"
 	"github.com/moat-dev/moat/internal/store"
+	"github.com/moat-dev/moat/internal/store/postgres/pgtest"
+	"github.com/moat-dev/moat/internal/testenv"
 )
 
 // This file drives API keys end to end through the real server handler:
@@ -693,4 +696,76 @@ func TestAPIKeyStepUpWithSecondFactor(t *testing.T) {
 	if _, err := g.StepUpConfirm(ctx, p2, "", "", "", account.Client{}); err != nil {
 		t.Errorf("confirm when fresh: %v", err)
 	}
+
+	// The web form asks for a code (and offers the step-up page) instead
+	// of the password, and takes it.
+	web := ks.webSignIn(t) // a new session: its second factor is not fresh
+	ks.keys.stepUp.mfa = &fakeFactors{}
+	form := web.get(t, "/security/apikeys/new")
+	if !strings.Contains(form, `name="step_up_code"`) || strings.Contains(form, `name="confirm_password"`) ||
+		!strings.Contains(form, `href="/account/step-up?next=%2fsecurity%2fapikeys%2fnew"`) {
+		t.Errorf("new-key form of an account with 2FA:\n%s", form)
+	}
+	resp := web.post(t, "/security/apikeys/new", url.Values{"name": {"x"}, "permissions": {"query-funds"}, "confirm_password": {testPassword}}, "same-origin")
+	if page := readBody(t, resp); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, `id="step_up_code-error"`) {
+		t.Errorf("the password instead of a code: %d\n%.2000s", resp.StatusCode, page)
+	}
+	web.createKey(t, url.Values{"name": {"x"}, "permissions": {"query-funds"}, "step_up_code": {"123456"}})
+}
+
+// TestAPIKeysTwoNodes: two nodes over PostgreSQL and Redis. A nonce used
+// on one is refused on the other, the sandbox's books are shared, and a
+// key deleted on one stops on the other (at once here: the cache TTL is
+// next to nothing).
+func TestAPIKeysTwoNodes(t *testing.T) {
+	testenv.PostgresDSN(t)
+	redisAddr := testenv.RedisAddr(t)
+	dsn := pgtest.NewDB(t).DSN(t)
+	shared := func(c *config.Config) {
+		c.Database.Driver = "postgres"
+		c.Database.DSN = dsn
+		c.Redis.Addr = redisAddr
+		c.Secrets.EncryptionKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+		c.Dev = true
+		c.APIKeys.CacheTTL = time.Nanosecond
+	}
+	a := start(t, testConfig(t, shared))
+	b := start(t, testConfig(t, shared))
+	ctx := context.Background()
+	acct, err := a.Accounts().CreateConfirmedUser(ctx, "two-nodes-bot@example.com", testPassword, store.RoleUser, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, secret, err := a.APIKeys().OperatorCreate(ctx, acct.ID, apikey.CreateInput{Name: "bot", Permissions: []string{"query-funds", "create-modify-orders"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nonce atomic.Uint64
+	nonce.Store(uint64(time.Now().UnixMilli()))
+	onA := krakenex{t: t, uri: a.srv.URL, key: v.PublicKey, secret: secret, nonce: &nonce, client: a.srv.Client()}
+	onB := onA
+	onB.uri, onB.client = b.srv.URL, b.srv.Client()
+
+	n := nonce.Add(1)
+	if _, errs := onA.queryPrivate("Balance", n); len(errs) != 0 {
+		t.Fatalf("Balance on A: %v", errs)
+	}
+	if _, errs := onB.queryPrivate("Balance", n); len(errs) != 1 || errs[0] != "EAPI:Invalid nonce" {
+		t.Fatalf("nonce replayed on B: %v", errs)
+	}
+	var added struct {
+		TxID []string `json:"txid"`
+	}
+	onA.ok("AddOrder", &added, kv{"pair", "XBTUSD"}, kv{"type", "buy"}, kv{"ordertype", "limit"}, kv{"price", "30000"}, kv{"volume", "0.1"})
+	var ex map[string]struct {
+		HoldTrade string `json:"hold_trade"`
+	}
+	onB.ok("BalanceEx", &ex) // the order placed through A holds funds seen through B
+	if ex["ZUSD"].HoldTrade != "3000.0000" {
+		t.Errorf("ZUSD held after a 0.1 XBT buy at 30000, seen on B: %+v", ex)
+	}
+	if _, err := a.APIKeys().OperatorRevoke(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	onB.fails("Balance", "EAPI:Invalid key")
 }

@@ -92,8 +92,11 @@ type permOption struct {
 // stepUpView is the step-up part of a key form.
 type stepUpView struct {
 	// Ask is "", "password" or "second_factor".
-	Ask     string
+	Ask string
+	// Methods take a typed code (the form then has a code field).
 	Methods []string
+	// Next is this page, where the step-up page sends the person back.
+	Next string
 }
 
 // keyFormData is the new-key and edit forms' content.
@@ -394,7 +397,7 @@ func (h *Handler) deleteKey(w http.ResponseWriter, r *http.Request, pr account.P
 
 func (h *Handler) stepUpView(r *http.Request, pr account.Principal) (stepUpView, error) {
 	ask, methods, err := h.keyStepUp.StepUpAsk(r.Context(), pr)
-	return stepUpView{Ask: ask, Methods: methods}, err
+	return stepUpView{Ask: ask, Methods: methods, Next: r.URL.Path}, err
 }
 
 func (h *Handler) keyActor(r *http.Request, pr account.Principal) apikey.Actor {
