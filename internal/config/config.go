@@ -36,6 +36,8 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	// APIKeys: API keys and the signed API (apikeys.go).
 	APIKeys APIKeys `toml:"apikeys"`
+	// MFA: two-factor authentication (mfa.go).
+	MFA MFA `toml:"mfa"`
 }
 
 // Database selects the store.
@@ -156,5 +158,6 @@ func Default() Config {
 		},
 		Log:     Log{Level: "info", Format: "text"},
 		APIKeys: DefaultAPIKeys(),
+		MFA:     DefaultMFA(),
 	}
 }

@@ -87,6 +87,18 @@ var settings = []setting{
 	{"apikeys.unused_after", "MOAT_APIKEYS_UNUSED_AFTER", "", "flag keys not used for this long (0: never)"},
 	{"apikeys.cache_ttl", "MOAT_APIKEYS_CACHE_TTL", "", "how long another node may still accept a key changed or deleted elsewhere"},
 	{"apikeys.nonce_max_seen", "MOAT_APIKEYS_NONCE_MAX_SEEN", "", "nonces remembered per key below its highest (keys with a nonce window)"},
+	// Two-factor authentication (mfa.go).
+	{"mfa.rp_id", "MOAT_MFA_RP_ID", "", "WebAuthn relying party ID, a domain (default: the host of public_origin; localhost for a loopback IP)"},
+	{"mfa.origins", "MOAT_MFA_ORIGINS", "", "comma-separated origins WebAuthn accepts (default: public_origin)"},
+	{"mfa.max_security_keys", "MOAT_MFA_MAX_SECURITY_KEYS", "", "most security keys and passkeys per account"},
+	{"mfa.mandatory_for_all", "MOAT_MFA_MANDATORY_FOR_ALL", "", "every account must enrol a second factor"},
+	{"mfa.mandatory_for_staff", "MOAT_MFA_MANDATORY_FOR_STAFF", "", "support and admin accounts must enrol a second factor"},
+	{"mfa.staff_security_key", "MOAT_MFA_STAFF_SECURITY_KEY", "", "staff must use (and keep) a security key"},
+	{"mfa.step_up_within", "MOAT_MFA_STEP_UP_WITHIN", "", "how recent a second factor must be for security changes"},
+	{"mfa.sms.url", "MOAT_MFA_SMS_URL", "", "Twilio-style send-message URL ({account_sid} is replaced); empty: no SMS codes (dev mode: dev mailbox)"},
+	{"mfa.sms.account_sid", "MOAT_MFA_SMS_ACCOUNT_SID", "", "SMS provider account SID (basic-auth user)"},
+	{"mfa.sms.auth_token", "MOAT_MFA_SMS_AUTH_TOKEN", "", "SMS provider auth token (secret: environment or file, never a flag)"},
+	{"mfa.sms.from", "MOAT_MFA_SMS_FROM", "", "sending number or sender ID"},
 }
 
 // ConfigEnv names the environment variable holding the config file path.

@@ -128,6 +128,7 @@ func (c Config) Validate() error {
 	c.checkSMTP(&ps)
 	c.checkSecurity(&ps)
 	c.checkAPIKeys(&ps)
+	c.checkMFA(&ps)
 
 	if c.HTTP.MaxBodyBytes <= 0 {
 		ps.add("http.max_body_bytes", "must be positive")

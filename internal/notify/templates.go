@@ -28,6 +28,8 @@ const (
 	TemplateAPIKeyCreated   = "apikey_created"
 	TemplateAPIKeyChanged   = "apikey_changed"
 	TemplateAPIKeyDeleted   = "apikey_deleted"
+	TemplateMFAChanged      = "mfa_changed"
+	TemplateMFAOff          = "mfa_off"
 )
 
 // templateSpec is one message: its subject and body templates and the Data
@@ -238,6 +240,62 @@ If this was you, there is nothing to do. You can review your remaining keys here
 {{.KeysLink}}
 
 If it was not you, someone has access to your account. Secure your account now: this signs out every session, locks the account so nobody can sign in, and stops every API key from working.
+
+{{.SecureLink}}
+`,
+	},
+
+	// Two-factor authentication (internal/mfa, through the server's
+	// recorder). Summary or Change says what happened in one sentence
+	// ("A security key named “YubiKey” was added to your account.");
+	// HoldUntil is set when the change paused withdrawals.
+	TemplateMFAChanged: {
+		subject:  `Two-factor authentication on your {{.Brand}} account changed`,
+		required: []string{"Summary", "Time", "IP", "SecurityLink", "SecureLink"},
+		optional: []string{"HoldUntil"},
+		body: `
+{{.Summary}}
+
+  Time:       {{.Time}}
+  IP address: {{.IP}}
+{{- if .HoldUntil}}
+
+As a precaution, withdrawals are paused until {{.HoldUntil}}, so that whoever made this change cannot take money out straight away.
+{{- end}}
+
+If this was you, there is nothing to do. You can review your two-factor methods here:
+
+{{.SecurityLink}}
+
+If it was not you, someone has access to your account. Secure your account now: this signs out every session and locks the account so nobody can sign in.
+
+{{.SecureLink}}
+`,
+	},
+
+	// The last second factor was removed: stronger words than
+	// mfa_changed, because the password alone now opens the account.
+	TemplateMFAOff: {
+		subject:  `Two-factor authentication is now OFF on your {{.Brand}} account`,
+		required: []string{"Change", "Time", "IP", "SecurityLink", "SecureLink"},
+		optional: []string{"HoldUntil"},
+		body: `
+{{.Change}} That was the last one: your {{.Brand}} account no longer has two-factor authentication.
+
+  Time:       {{.Time}}
+  IP address: {{.IP}}
+
+From now on your password alone is enough to sign in. Anyone who learns it (from a data breach at another site, a phishing page or malware) can sign in as you and reach your money.
+{{- if .HoldUntil}}
+
+As a precaution, withdrawals are paused until {{.HoldUntil}}.
+{{- end}}
+
+If this was you, set up an authenticator app or a security key again as soon as you can:
+
+{{.SecurityLink}}
+
+If it was NOT you, someone has your password and was signed in to your account. Secure your account now: this signs out every session and locks the account so nobody can sign in. Then contact support.
 
 {{.SecureLink}}
 `,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/httpx"
+	"github.com/moat-dev/moat/internal/mfa/sms"
 	"github.com/moat-dev/moat/internal/notify"
 	"github.com/moat-dev/moat/internal/store"
 )
@@ -18,7 +19,11 @@ const mailboxLimit = 50
 // the outbox with their bodies and clickable links. It is how someone
 // trying moat without an SMTP server reads a confirmation link. It shows
 // every user's e-mail, which is why it exists only in dev mode.
-func devMailbox(st store.Store, brand string) http.Handler {
+//
+// Text messages (SMS codes) of development mode are listed too, clearly
+// apart: texts returns them newest first (nil when SMS goes to a real
+// provider or is off).
+func devMailbox(st store.Store, brand string, texts func() []sms.Message) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		msgs, err := st.ListOutbox(r.Context(), notify.ChannelEmail, mailboxLimit)
 		if err != nil {
@@ -26,6 +31,9 @@ func devMailbox(st store.Store, brand string) http.Handler {
 			return
 		}
 		view := mailboxView{Brand: brand, Limit: mailboxLimit}
+		if texts != nil {
+			view.Texts = texts()
+		}
 		for _, m := range msgs {
 			view.Messages = append(view.Messages, mailView{
 				To: m.To, Subject: m.Subject, Created: m.CreatedAt.UTC().Format(time.DateTime + " UTC"),
@@ -44,6 +52,7 @@ type mailboxView struct {
 	Brand    string
 	Limit    int
 	Messages []mailView
+	Texts    []sms.Message
 }
 
 type mailView struct {
@@ -112,6 +121,18 @@ Open the link in a message to continue (for example to confirm your e-mail addre
 </article>
 {{else}}
 <p>No e-mail yet. Sign up on the <a href="/signup">sign-up page</a> and the confirmation e-mail will appear here.</p>
+{{end}}
+{{with .Texts}}
+<section class="texts" aria-labelledby="texts">
+<h2 id="texts">Text messages (SMS) — development only, not sent</h2>
+<p>Development mode has no SMS provider: these text messages were <strong>not sent to any phone</strong>. They are kept in this process's memory only, newest first.</p>
+{{range .}}
+<article class="mail mail--sms">
+<p><strong>To:</strong> {{.To}}</p>
+<pre>{{.Body}}</pre>
+</article>
+{{end}}
+</section>
 {{end}}
 </main>
 </body>

@@ -70,6 +70,7 @@ type Server struct {
 	store    store.Store
 	redis    *redis.Client // nil without Redis
 	accounts *account.Service
+	mfa      *builtMFA
 	keys     *apiKeys // API keys and the signed API (apikeys.go)
 	worker   *notify.Worker
 	registry *prometheus.Registry
@@ -121,7 +122,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	_ = box // TODO(wiring): pass to internal/mfa (TOTP seeds) and internal/apikey (API secrets) when they land.
 	codeKey, err := hkdf.Key(sha256.New, masterKey, nil, codeKeyInfo, 32)
 	if err != nil {
 		return nil, fmt.Errorf("derive code key: %w", err)
@@ -173,8 +173,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		counter = ratelimit.NewRedis(s.redis, o.clock, "moat:rl:")
 	}
 
-	// Services.
-	s.accounts = account.New(account.Deps{
+	// Services. Two-factor authentication first: the account service's
+	// sign-in and step-up ask it.
+	s.mfa, err = buildMFA(mfaDeps{cfg: cfg, store: s.store, clock: o.clock, rand: o.rand, box: box,
+		masterKey: masterKey, counter: counter, audit: auditLog, mailer: mailer, logger: logger.With("component", "mfa")})
+	if err != nil {
+		return nil, err
+	}
+	accountDeps := account.Deps{
 		Store:   s.store,
 		Clock:   o.clock,
 		Rand:    o.rand,
@@ -186,15 +192,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		Config:  account.ConfigFrom(cfg),
 		CodeKey: codeKey,
 		Logger:  logger.With("component", "account"),
-	})
+	}
+	s.mfa.accountHooks(&accountDeps)
+	s.accounts = account.New(accountDeps)
+	s.mfa.register(s.accounts)
 	s.keys, err = buildAPIKeys(apiKeyDeps{cfg: cfg, store: s.store, clock: o.clock, rand: o.rand, box: box,
 		masterKey: masterKey, audit: auditLog, mailer: mailer, accounts: s.accounts, hasher: hasher,
-		counter: counter, redis: s.redis, logger: logger})
+		counter: counter, redis: s.redis, mfa: s.mfa.svc, logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	// TODO(wiring): internal/mfa factors (s.accounts.RegisterFactor), apikey,
-	// gateway (/0/private/), admin console — mount here when they land.
+	// TODO(wiring): admin console — mount here when it lands.
 
 	// Adapters and routes.
 	trusted, err := cfg.Security.TrustedProxyPrefixes()
@@ -202,6 +210,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		return nil, err
 	}
 	secure := isHTTPS(cfg.PublicOrigin)
+	pageFlashKey, err := flashKey(masterKey)
+	if err != nil {
+		return nil, err
+	}
 	pages, err := web.New(web.Deps{
 		Accounts:       s.accounts,
 		Brand:          cfg.Brand,
@@ -209,6 +221,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		TrustedProxies: trusted,
 		Logger:         logger.With("component", "web"),
 		Dev:            cfg.Dev,
+		MFA:            s.mfa.svc,
+		FlashKey:       pageFlashKey,
 		APIKeys:        s.keys.svc,
 		KeyStepUp:      s.keys.stepUp,
 	})
@@ -217,6 +231,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	}
 	jsonAPI := api.New(api.Deps{
 		Accounts:       s.accounts,
+		MFA:            s.mfa.svc,
 		APIKeys:        s.keys.svc,
 		KeyStepUp:      s.keys.stepUp,
 		TrustedProxies: trusted,
@@ -246,7 +261,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	if cfg.Dev {
-		mux.Handle("GET /dev/mailbox", devMailbox(s.store, cfg.Brand))
+		mux.Handle("GET /dev/mailbox", devMailbox(s.store, cfg.Brand, s.mfa.devSMSMessages))
 	}
 
 	h, err := httpx.Stack(kickOutbox(mux, s.worker), httpx.Options{
@@ -420,6 +435,11 @@ func (s *Server) sweep(ctx context.Context) {
 				s.log.Error("purge expired sign-ins", "err", err)
 			} else if n > 0 {
 				s.log.Debug("purged expired sign-ins", "count", n)
+			}
+			if n, err := s.mfa.svc.DeleteExpiredCeremonies(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("delete expired WebAuthn ceremonies", "err", err)
+			} else if n > 0 {
+				s.log.Debug("deleted expired WebAuthn ceremonies", "count", n)
 			}
 		}
 	}

@@ -70,6 +70,9 @@ func (h *Handler) auth(next authedFunc) http.HandlerFunc {
 			h.toLogin(w, r, "session-ended")
 			return
 		}
+		if h.mustEnrolFirst(w, r, p) {
+			return
+		}
 		next(w, r, p)
 	}
 }
@@ -286,7 +289,7 @@ func (h *Handler) advance(w http.ResponseWriter, r *http.Request, res *account.S
 			return
 		}
 		h.startSession(w, r, res.Session)
-		see(w, r, "/account")
+		see(w, r, afterSignIn(res))
 	case account.StepDeviceApproval:
 		h.setCookie(w, h.cookies.pending, res.PendingToken, pendingCookieTTL)
 		see(w, r, "/login/device")
@@ -418,82 +421,6 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
 		Heading: "The new device is approved",
 		Text:    "Go back to the browser where you are signing in and choose Check again (an app continues by itself). If you did not start this sign-in, someone knows your password: change it now.",
 	}})
-}
-
-// factorData is the second-factor page's content.
-type factorData struct {
-	Factors  []string
-	Selected string
-}
-
-func (h *Handler) factorPage(w http.ResponseWriter, r *http.Request) {
-	h.showFactor(w, r, &page{Title: "Confirm it's you"}, nil)
-}
-
-// showFactor renders the second-factor step with the factors the pending
-// sign-in offers, in the service's order of preference, and fail (if any)
-// next to the code field.
-func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, p *page, fail error) {
-	pending := cookieValue(r, h.cookies.pending)
-	if pending == "" {
-		h.restart(w, r, nil)
-		return
-	}
-	res, err := h.accounts.PendingStatus(r.Context(), pending, h.client(r))
-	switch {
-	case err != nil && pendingGone(err):
-		h.restart(w, r, err)
-		return
-	case err != nil:
-		h.fail(w, r, "Sign-in", err)
-		return
-	case res.Step == account.StepDeviceApproval:
-		see(w, r, "/login/device")
-		return
-	case res.Step != account.StepSecondFactor:
-		h.advance(w, r, res)
-		return
-	}
-	d := factorData{Factors: res.Factors, Selected: p.Values["factor"]}
-	if d.Selected == "" && len(d.Factors) > 0 {
-		d.Selected = d.Factors[0]
-	}
-	p.Data = d
-	if fail != nil {
-		h.formError(w, r, "factor", p, fail, "response")
-		return
-	}
-	status := http.StatusOK
-	if len(p.Errors) > 0 {
-		status = http.StatusBadRequest
-	}
-	h.render(w, r, status, "factor", p)
-}
-
-func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
-	pending := cookieValue(r, h.cookies.pending)
-	if pending == "" {
-		h.restart(w, r, nil)
-		return
-	}
-	factor := r.PostForm.Get("factor")
-	response := strings.TrimSpace(r.PostForm.Get("response"))
-	p := &page{Title: "Confirm it's you", Values: map[string]string{"factor": factor, "response": response}}
-	if !p.required(map[string]string{"response": "Enter the code."}) {
-		h.showFactor(w, r, p, nil)
-		return
-	}
-	res, err := h.accounts.VerifySecondFactor(r.Context(), pending, factor, response, h.client(r))
-	switch {
-	case err == nil:
-		h.advance(w, r, res)
-	case apperr.CodeOf(err) == apperr.Conflict:
-		see(w, r, "/login/device")
-	case pendingGone(err):
-		h.restart(w, r, err)
-	default:
-		h.showFactor(w, r, p, err)
-	}
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
@@ -678,6 +605,9 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, pr acco
 		return
 	}
 	err := h.accounts.ChangePassword(r.Context(), pr, current, next, h.client(r))
+	if h.stepUpFirst(w, r, err, "/account/settings") {
+		return
+	}
 	if err != nil {
 		status := httpx.Status(err)
 		if status >= 500 {

@@ -26,6 +26,9 @@ type page struct {
 	Nav     string
 	// KeysNav shows the API keys item in the account navigation.
 	KeysNav bool
+	// MFA: the 2FA pages are there (Security in the navigation, passkey
+	// sign-in, the WebAuthn script).
+	MFA bool
 	// Notice reports what just happened (role=status).
 	Notice string
 	// Alert is a form-level error (role=alert), used when the problem is not
@@ -170,6 +173,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	p.Brand = h.brand
 	p.Dev = h.dev
 	p.KeysNav = h.apiKeys != nil
+	p.MFA = h.mfa != nil
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		h.internal(w, r, err)

@@ -31,6 +31,8 @@ import (
 	"github.com/moat-dev/moat/internal/account"
 	"github.com/moat-dev/moat/internal/apikey"
 	"github.com/moat-dev/moat/internal/clock"
+	"github.com/moat-dev/moat/internal/mfa"
+	"github.com/moat-dev/moat/internal/secrets"
 )
 
 //go:embed templates/*.html
@@ -64,6 +66,12 @@ type Deps struct {
 	// then confirms every key change.
 	APIKeys   *apikey.Service
 	KeyStepUp KeyStepUp
+	// MFA, when set, serves the Security pages, step-up and the
+	// second-factor and passkey sign-in (security.go). FlashKey (32 bytes,
+	// the same on every node) seals what one of those pages hands to the
+	// next through the browser; empty means a random key of this process.
+	MFA      *mfa.Service
+	FlashKey []byte
 }
 
 // Handler serves the pages. Create it with New and mount it with Register.
@@ -83,6 +91,9 @@ type Handler struct {
 
 	apiKeys   *apikey.Service // nil: no API key pages
 	keyStepUp KeyStepUp
+
+	mfa   *mfa.Service // nil: no 2FA pages
+	flash *secrets.Box
 }
 
 // New parses the embedded templates and returns the handler.
@@ -117,6 +128,9 @@ func New(d Deps) (*Handler, error) {
 		return nil, err
 	}
 	if h.assetTags, err = hashAssets(sub); err != nil {
+		return nil, err
+	}
+	if err := h.useMFA(d); err != nil {
 		return nil, err
 	}
 	h.static = http.StripPrefix("/static/", http.FileServerFS(sub))
@@ -160,6 +174,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/settings/anti-phishing", h.form(h.auth(h.antiPhishing)))
 	mux.HandleFunc("POST /account/settings/password", h.form(h.auth(h.changePassword)))
 	h.registerAPIKeys(mux)
+	h.registerMFA(mux)
 }
 
 // serveStatic serves the embedded stylesheet and script. URLs carry a content

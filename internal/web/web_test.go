@@ -399,10 +399,13 @@ func TestSecondFactor(t *testing.T) {
 	}
 	r = b.get("/login/factor")
 	expect(t, r, 200, "")
-	contains(t, r, `<legend>Method</legend>`, `value="totp" checked`, `value="backup_code"`)
-	if strings.Index(r.body, "Authenticator app code") > strings.Index(r.body, "Backup code") {
-		t.Error("factors are not in the service's order (totp before backup codes)")
-	}
+	// The first factor in the service's order is offered, the others
+	// linked.
+	contains(t, r, `name="factor" value="totp"`, "Code from your authenticator app", `href="/login/factor?method=backup_code"`)
+	r = b.get("/login/factor?method=backup_code")
+	contains(t, r, `name="factor" value="backup_code"`, `href="/login/factor?method=totp"`)
+	r = b.get("/login/factor?method=sms") // not enrolled: the first one
+	contains(t, r, `name="factor" value="totp"`)
 	expect(t, b.get("/account"), 303, "/login?n=signin-required")
 
 	r = b.post("/login/factor", url.Values{"factor": {"totp"}, "response": {"000000"}})

@@ -35,6 +35,13 @@
     form.dataset.sent = "1";
   });
 
+  // Print buttons (backup codes) need the script; without it the page
+  // says to use the browser's Print command.
+  document.querySelectorAll("button[data-print]").forEach(function (b) {
+    b.hidden = false;
+    b.addEventListener("click", function () { window.print(); });
+  });
+
   // A page shown from the back/forward cache can be submitted again.
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form[data-sent]").forEach(function (f) {
