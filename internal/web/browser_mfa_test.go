@@ -241,6 +241,7 @@ func TestBrowserSecurityKeys(t *testing.T) {
 	u.sees(ctx, "Changes on this page need a fresh confirmation")
 	u.submit(ctx, "#add-passkey-link", "/account/step-up")
 	u.sees(ctx, "Confirm it's you", "Use your security key or passkey")
+	u.screenshots(ctx, "step-up")
 	u.click(ctx, "#factor-key button[type=submit]", "/account/security/keys/new")
 	u.sees(ctx, "Add a passkey")
 	if checked := u.eval(ctx, `String(document.getElementById('passkey').checked)`); checked != "true" {
@@ -257,6 +258,7 @@ func TestBrowserSecurityKeys(t *testing.T) {
 	u.do(ctx, "name the passkey", chromedp.SetValue(chromedp.CSS("#name"), "Laptop passkey"))
 	u.click(ctx, "#add-key button[type=submit]", "/account/security")
 	u.sees(ctx, "Laptop passkey", "Passkey", "2 of 5 keys")
+	u.screenshots(ctx, "security")
 	if cs := credentials(t, ctx, laptop); len(cs) != 1 || !cs[0].IsResidentCredential {
 		t.Fatalf("the laptop holds %+v, want one resident credential", cs)
 	}
@@ -289,6 +291,7 @@ func TestBrowserAuthenticatorApp(t *testing.T) {
 	u.open(ctx, "/account/security")
 	u.submit(ctx, `form[action="/account/security/app/begin"] button[type=submit]`, "/account/security/app")
 	u.sees(ctx, "Scan this QR code", "Cannot scan it? Type this key")
+	u.screenshots(ctx, "totp")
 
 	// The QR code the page shows: fetched as the page fetched it, decoded.
 	if w := u.eval(ctx, `String(document.getElementById('totp-qr').naturalWidth)`); w == "0" {
@@ -340,6 +343,7 @@ func TestBrowserAuthenticatorApp(t *testing.T) {
 	u.fill(ctx, "code", oath())
 	u.submit(ctx, "#totp-confirm button[type=submit]", "/account/security/backup-codes")
 	u.sees(ctx, "Save these codes now: we show them only this once.")
+	u.screenshots(ctx, "backup-codes")
 	codes := strings.Fields(u.eval(ctx, `Array.from(document.querySelectorAll('#backup-codes code')).map(c => c.innerText).join(" ")`))
 	if len(codes) != 10 {
 		t.Fatalf("backup codes %q", codes)
@@ -384,6 +388,7 @@ func TestBrowserAuthenticatorApp(t *testing.T) {
 	u.fill(ctx, "response", code)
 	u.submit(ctx, "#factor-code button[type=submit]", "/login/factor")
 	u.sees(ctx, "That code was already used — wait for the next one")
+	u.screenshots(ctx, "factor-reused")
 
 	// A backup code instead: signs in, and says how many are left.
 	u.submit(ctx, `a[href="/login/factor?method=backup_code"]`, "/login/factor")
