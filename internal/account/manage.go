@@ -346,7 +346,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if n >= passwordChangeLimit {
 		wait := windowEnd(now, s.cfg.ThrottleWindow).Sub(now)
 		return &apperr.Error{Code: apperr.RateLimited, RetryAfter: wait, Field: "current_password",
-			Message: "Too many wrong current passwords. Try again in " + humanDuration(wait) + ", or sign out and use \"Forgot password\"."}
+			Message: "Too many wrong current passwords. Try again in " + humanDuration(wait) + "."}
 	}
 	a, err := s.store.GetAccount(ctx, p.Account.ID)
 	if err != nil {

@@ -29,7 +29,7 @@ const (
 	PathConfirmEmail   = "/confirm"
 	PathApproveDevice  = "/login/approve"
 	PathSecureAccount  = "/secure"
-	PathForgotPassword = "/forgot-password"
+	PathSignIn = "/login"
 )
 
 // Fixed security constants (DESIGN.md); the tunable ones are in Config.

@@ -44,7 +44,7 @@ func (s *Service) SignUp(ctx context.Context, email, password string, c Client) 
 					return nil
 				}
 				if err := s.mail(ctx, tx, a, notify.TemplateAccountExists, map[string]string{
-					"Link": s.mailer.Link(PathForgotPassword, ""),
+					"Link": s.mailer.Link(PathSignIn, ""),
 				}); err != nil {
 					return err
 				}

@@ -175,7 +175,7 @@ func TestSignUpEnumeration(t *testing.T) {
 	}
 	// The existing owner was told, and the password was not changed.
 	m := e.lastMail("owner@example.com", subjExists)
-	if !strings.Contains(m.Body, "https://moat.test"+PathForgotPassword) {
+	if !strings.Contains(m.Body, "https://moat.test"+PathSignIn) {
 		t.Errorf("account-exists e-mail has no reset link:\n%s", m.Body)
 	}
 	if e.mailsWith("owner@example.com", subjConfirm) != 1 {

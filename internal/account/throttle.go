@@ -133,7 +133,7 @@ func (s *Service) checkAccount(ctx context.Context, email string, now time.Time)
 	if now.Before(until) {
 		wait := until.Sub(now)
 		return &apperr.Error{Code: apperr.AccountLocked, RetryAfter: wait, Message: fmt.Sprintf(
-			"Signing in to this account is paused for %s after too many failed attempts. If you have forgotten your password, use \"Forgot password\" instead.",
+			"Signing in to this account is paused for %s after too many failed attempts.",
 			humanDuration(wait))}
 	}
 	last := local.last

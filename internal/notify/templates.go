@@ -65,7 +65,7 @@ If you did not sign up, you can ignore this e-mail: without the link the address
 		body: `
 Someone tried to create a new {{.Brand}} account with this e-mail address, but you already have one. Nothing about your account has changed.
 
-If it was you, sign in to your existing account instead. If you have forgotten your password, you can reset it here:
+If it was you, sign in to your existing account instead:
 
 {{.Link}}
 
@@ -124,7 +124,7 @@ If it was not you, someone has your password and your second factor. Secure your
 		body: `
 There were too many failed attempts to sign in to your {{.Brand}} account, the most recent from IP address {{.IP}}. To protect your account, signing in is paused until {{.Until}}.
 
-If it was you, wait until then and try again. If you have forgotten your password, use "Forgot password" on the sign-in page at {{.Home}}
+If it was you, wait until then and try again at {{.Home}}
 
 If it was not you, the attempts failed and your account is safe. Make sure your password is not used anywhere else, and turn on two-step verification if you have not already.
 {{- if .SecureLink}}

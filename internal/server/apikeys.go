@@ -405,7 +405,7 @@ func (g *keyStepUp) checkPassword(ctx context.Context, accountID, pw string) err
 	}
 	if n >= confirmLimit {
 		return &apperr.Error{Code: apperr.RateLimited, Field: "confirm_password", RetryAfter: g.window,
-			Message: "Too many wrong passwords. Wait a few minutes and try again, or sign out and use \"Forgot password\"."}
+			Message: "Too many wrong passwords. Wait a few minutes and try again."}
 	}
 	a, err := g.store.GetAccount(ctx, accountID)
 	if err != nil {
