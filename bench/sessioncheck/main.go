@@ -4,7 +4,7 @@
 // measured with the same client, and the moat server's peak RSS under that
 // load.
 //
-//	go run ./bench/sessioncheck [-duration 2s] [-rounds 6] [-conns 32]
+//	go run ./bench/sessioncheck [-duration 1s] [-rounds 10] [-conns 32]
 //
 // moat runs as its own process, as in production: the real binary (built
 // once with `go build ./cmd/moat`, not measured), an account made with
@@ -41,8 +41,8 @@ import (
 
 func main() {
 	harness.ServeBareIfAsked()
-	duration := flag.Duration("duration", 2*time.Second, "how long to measure each server in each round")
-	rounds := flag.Int("rounds", 6, "alternating measurement rounds")
+	duration := flag.Duration("duration", time.Second, "how long to measure each server in each round")
+	rounds := flag.Int("rounds", 10, "alternating measurement rounds")
 	conns := flag.Int("conns", 32, "concurrent keep-alive connections")
 	flag.Parse()
 	if err := run(*duration, *rounds, *conns); err != nil {
@@ -116,7 +116,7 @@ func run(duration time.Duration, rounds, conns int) error {
 	fmt.Printf("session check: %d keep-alive connections, %d rounds of %v per server, GOMAXPROCS=%d (client), load average %s\n",
 		conns, rounds, duration, runtime.GOMAXPROCS(0), harness.LoadAverage())
 	for _, s := range servers { // warm up: connections, caches
-		measure(s.url, duration/5)
+		measure(s.url, duration)
 	}
 	totals := make([]load.Result, len(servers))
 	cpu := make([]time.Duration, len(servers))
