@@ -6,7 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/moat-dev/moat/internal/password/internal/zxcvbn"
+	"github.com/trustelem/zxcvbn"
 
 	"github.com/moat-dev/moat/internal/apperr"
 )
