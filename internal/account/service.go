@@ -26,10 +26,10 @@ import (
 // that fetch links change nothing). The token goes in the "token" query
 // parameter.
 const (
-	PathConfirmEmail   = "/confirm"
-	PathApproveDevice  = "/login/approve"
-	PathSecureAccount  = "/secure"
-	PathSignIn = "/login"
+	PathConfirmEmail  = "/confirm"
+	PathApproveDevice = "/login/approve"
+	PathSecureAccount = "/secure"
+	PathSignIn        = "/login"
 )
 
 // Fixed security constants (DESIGN.md); the tunable ones are in Config.
