@@ -245,7 +245,7 @@ func TestServe(t *testing.T) {
 		out = append(out, lines.Text())
 	}
 	go io.Copy(io.Discard, pr)
-	if len(out) < 2 || !strings.HasPrefix(out[0], "moat listening on http://127.0.0.1:") || !strings.HasSuffix(out[1], "/dev/mailbox") {
+	if len(out) < 2 || !strings.HasPrefix(out[0], "moat listening on http://localhost:") || !strings.HasSuffix(out[1], "/dev/mailbox") {
 		cancel()
 		t.Fatalf("serve printed %q (stderr %s)", out, errb.String())
 	}

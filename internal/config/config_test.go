@@ -33,13 +33,13 @@ func TestDefaultsLoad(t *testing.T) {
 	if !cfg.Dev {
 		t.Error("embedded default (sqlite, no SMTP) should be in dev mode")
 	}
-	if cfg.PublicOrigin != "http://127.0.0.1:8080" {
+	if cfg.PublicOrigin != "http://localhost:8080" {
 		t.Errorf("PublicOrigin = %q", cfg.PublicOrigin)
 	}
 	if cfg.Database.DSN != "moat-data/moat.db" {
 		t.Errorf("sqlite DSN = %q", cfg.Database.DSN)
 	}
-	if cfg.SMTP.From != "noreply@127.0.0.1" {
+	if cfg.SMTP.From != "noreply@localhost" {
 		t.Errorf("SMTP.From = %q", cfg.SMTP.From)
 	}
 }
@@ -68,7 +68,7 @@ session_idle = "10m"
 			if c.Security.SessionAbsolute != 12*time.Hour {
 				t.Errorf("unset key lost its default: %v", c.Security.SessionAbsolute)
 			}
-			if c.PublicOrigin != "http://127.0.0.1:9001" {
+			if c.PublicOrigin != "http://localhost:9001" {
 				t.Errorf("PublicOrigin should follow addr: %q", c.PublicOrigin)
 			}
 		}},

@@ -25,5 +25,5 @@ func ExampleLoad() {
 	// invalid configuration:
 	//   - database.driver (MOAT_DATABASE_DRIVER): "mysql": must be "sqlite" or "postgres"
 	//   - security.argon2_memory_kib (MOAT_SECURITY_ARGON2_MEMORY_KIB): 4096 KiB with argon2_time 2 is below the OWASP minimum of 19456 KiB (m=19456 t=2 p=1 is the default)
-	// Example Exchange http://127.0.0.1:9000 true <nil>
+	// Example Exchange http://localhost:9000 true <nil>
 }

@@ -406,8 +406,11 @@ func OriginForAddr(addr string) string {
 	if err != nil {
 		return "http://" + addr
 	}
+	// Loopback and wildcard addresses become "localhost": browsers treat
+	// http://localhost as a secure context (WebAuthn, __Host- cookies need
+	// one) but not http://127.0.0.1, so a newcomer's security keys work.
 	switch host {
-	case "", "0.0.0.0", "::":
+	case "", "0.0.0.0", "::", "127.0.0.1", "::1":
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port)
