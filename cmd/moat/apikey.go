@@ -19,23 +19,12 @@ import (
 // is asked, since whoever runs this command holds the database already.
 
 func (c *cli) apikey(args []string) int {
-	if len(args) == 0 {
-		return c.usageError("apikey", "missing subcommand: create, list, revoke or rotate")
-	}
-	switch args[0] {
-	case "create":
-		return c.apikeyCreate(args[1:])
-	case "list":
-		return c.apikeyList(args[1:])
-	case "revoke":
-		return c.apikeyRevoke(args[1:])
-	case "rotate":
-		return c.apikeyRotate(args[1:])
-	case "-h", "-help", "--help", "help":
-		c.usage(c.stdout)
-		return exitOK
-	}
-	return c.usageError("apikey", "unknown subcommand %q: want create, list, revoke or rotate", args[0])
+	return c.dispatch("apikey", args, []subcommand{
+		{"create", c.apikeyCreate},
+		{"list", c.apikeyList},
+		{"revoke", c.apikeyRevoke},
+		{"rotate", c.apikeyRotate},
+	})
 }
 
 // listFlag collects a repeatable flag; each value may also hold several

@@ -180,6 +180,36 @@ func (c *cli) fail(name string, err error) int {
 }
 
 // usageError prints a usage problem and returns exitUsage.
+// subcommand is one verb of a command group such as "moat user".
+type subcommand struct {
+	name string
+	run  func(args []string) int
+}
+
+// dispatch runs the subcommand of group named by args[0], or explains what
+// the group's subcommands are.
+func (c *cli) dispatch(group string, args []string, subs []subcommand) int {
+	names := make([]string, len(subs))
+	for i, sc := range subs {
+		names[i] = sc.name
+	}
+	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(args) == 0 {
+		return c.usageError(group, "missing subcommand: %s", want)
+	}
+	for _, sc := range subs {
+		if args[0] == sc.name {
+			return sc.run(args[1:])
+		}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		c.usage(c.stdout)
+		return exitOK
+	}
+	return c.usageError(group, "unknown subcommand %q: want %s", args[0], want)
+}
+
 func (c *cli) usageError(name, format string, args ...any) int {
 	fmt.Fprintf(c.stderr, "moat %s: %s\nRun \"moat %s --help\" for usage.\n", name, fmt.Sprintf(format, args...), name)
 	return exitUsage

@@ -19,23 +19,12 @@ import (
 const cliActor = "cli"
 
 func (c *cli) user(args []string) int {
-	if len(args) == 0 {
-		return c.usageError("user", "missing subcommand: create, list, lock or unlock")
-	}
-	switch args[0] {
-	case "create":
-		return c.userCreate(args[1:])
-	case "list":
-		return c.userList(args[1:])
-	case "lock":
-		return c.userLock(args[1:])
-	case "unlock":
-		return c.userUnlock(args[1:])
-	case "-h", "-help", "--help", "help":
-		c.usage(c.stdout)
-		return exitOK
-	}
-	return c.usageError("user", "unknown subcommand %q: want create, list, lock or unlock", args[0])
+	return c.dispatch("user", args, []subcommand{
+		{"create", c.userCreate},
+		{"list", c.userList},
+		{"lock", c.userLock},
+		{"unlock", c.userUnlock},
+	})
 }
 
 func (c *cli) userCreate(args []string) int {
