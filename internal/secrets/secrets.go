@@ -13,6 +13,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -32,14 +33,16 @@ func NewToken(r io.Reader) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// NewID returns a random identifier (16 bytes, URL-safe base64). IDs are not
-// secrets but are unguessable so they do not leak counts or order.
+// NewID returns a random identifier (16 bytes, lower-case hex). IDs are not
+// secrets but are unguessable so they do not leak counts or order. Hex, not
+// base64url, so an ID never starts with "-" and is never mistaken for a
+// flag when an operator pastes it into the CLI.
 func NewID(r io.Reader) (string, error) {
 	b := make([]byte, 16)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return "", fmt.Errorf("secrets: read random: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	return hex.EncodeToString(b), nil
 }
 
 // HashToken returns the SHA-256 of a token: what the store keeps instead of
