@@ -118,13 +118,9 @@ func (c *cli) apikeyCreate(args []string) int {
 			return c.usageError(name, "--expires %q: %v", *expires, err)
 		}
 	}
-	cfg, code, ok := c.load(cmd)
+	srv, code, ok := c.openFor(name, cmd)
 	if !ok {
 		return code
-	}
-	srv, err := c.open(name, cfg)
-	if err != nil {
-		return c.fail(name, err)
 	}
 	defer srv.Close()
 	a, err := accountByEmail(c, srv.Store(), *email)
@@ -187,13 +183,9 @@ func (c *cli) apikeyList(args []string) int {
 	if strings.TrimSpace(*email) == "" {
 		return c.usageError(name, "--email is required")
 	}
-	cfg, code, ok := c.load(cmd)
+	srv, code, ok := c.openFor(name, cmd)
 	if !ok {
 		return code
-	}
-	srv, err := c.open(name, cfg)
-	if err != nil {
-		return c.fail(name, err)
 	}
 	defer srv.Close()
 	a, err := accountByEmail(c, srv.Store(), *email)
@@ -252,13 +244,9 @@ func (c *cli) apikeyRevoke(args []string) int {
 	if !ok {
 		return code
 	}
-	cfg, code, ok := c.load(cmd)
+	srv, code, ok := c.openFor(name, cmd)
 	if !ok {
 		return code
-	}
-	srv, err := c.open(name, cfg)
-	if err != nil {
-		return c.fail(name, err)
 	}
 	defer srv.Close()
 	v, err := srv.APIKeys().OperatorRevoke(c.ctx, ref)
@@ -287,13 +275,9 @@ func (c *cli) apikeyRotate(args []string) int {
 	if *grace < 0 || *grace > apikey.MaxRotateGrace {
 		return c.usageError(name, "--grace must be from 0 to 168h")
 	}
-	cfg, code, ok := c.load(cmd)
+	srv, code, ok := c.openFor(name, cmd)
 	if !ok {
 		return code
-	}
-	srv, err := c.open(name, cfg)
-	if err != nil {
-		return c.fail(name, err)
 	}
 	defer srv.Close()
 	v, secret, err := srv.APIKeys().OperatorRotate(c.ctx, ref, *grace)

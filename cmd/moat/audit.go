@@ -27,13 +27,9 @@ func (c *cli) audit(args []string) int {
 	if len(cmd.args) > 0 {
 		return c.usageError(name, "unexpected argument %q", cmd.args[0])
 	}
-	cfg, code, ok := c.load(cmd)
+	srv, code, ok := c.openFor(name, cmd)
 	if !ok {
 		return code
-	}
-	srv, err := c.open(name, cfg)
-	if err != nil {
-		return c.fail(name, err)
 	}
 	defer srv.Close()
 	rep, err := audit.Verify(c.ctx, srv.Store())

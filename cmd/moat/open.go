@@ -27,3 +27,18 @@ func (c *cli) open(name string, cfg config.Config) (*server.Server, error) {
 	}
 	return server.New(c.ctx, cfg, lc.NewLogger(c.stderr))
 }
+
+// openFor loads cmd's configuration and opens the server for an operator
+// command, reporting any failure; ok is false when the command should stop
+// with code.
+func (c *cli) openFor(name string, cmd *command) (srv *server.Server, code int, ok bool) {
+	cfg, code, ok := c.load(cmd)
+	if !ok {
+		return nil, code, false
+	}
+	srv, err := c.open(name, cfg)
+	if err != nil {
+		return nil, c.fail(name, err), false
+	}
+	return srv, exitOK, true
+}

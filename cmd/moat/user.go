@@ -144,13 +144,9 @@ func (c *cli) userList(args []string) int {
 	if len(cmd.args) > 0 {
 		return c.usageError(name, "unexpected argument %q (use --search to filter)", cmd.args[0])
 	}
-	cfg, code, ok := c.load(cmd)
+	srv, code, ok := c.openFor(name, cmd)
 	if !ok {
 		return code
-	}
-	srv, err := c.open(name, cfg)
-	if err != nil {
-		return c.fail(name, err)
 	}
 	defer srv.Close()
 
@@ -219,13 +215,9 @@ func (c *cli) userLock(args []string) int {
 	if !ok {
 		return code
 	}
-	cfg, code, ok := c.load(cmd)
+	srv, code, ok := c.openFor(name, cmd)
 	if !ok {
 		return code
-	}
-	srv, err := c.open(name, cfg)
-	if err != nil {
-		return c.fail(name, err)
 	}
 	defer srv.Close()
 	if err := srv.Accounts().Lock(c.ctx, email, *reason, cliActor); err != nil {
@@ -246,13 +238,9 @@ func (c *cli) userUnlock(args []string) int {
 	if !ok {
 		return code
 	}
-	cfg, code, ok := c.load(cmd)
+	srv, code, ok := c.openFor(name, cmd)
 	if !ok {
 		return code
-	}
-	srv, err := c.open(name, cfg)
-	if err != nil {
-		return c.fail(name, err)
 	}
 	defer srv.Close()
 	if err := srv.Accounts().Unlock(c.ctx, email, cliActor); err != nil {
