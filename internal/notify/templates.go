@@ -30,6 +30,16 @@ const (
 	TemplateAPIKeyDeleted   = "apikey_deleted"
 	TemplateMFAChanged      = "mfa_changed"
 	TemplateMFAOff          = "mfa_off"
+
+	// Recovery (issue 5): password reset and lost-2FA recovery cases.
+	TemplatePasswordReset     = "password_reset"
+	TemplatePasswordResetDone = "password_reset_done"
+	TemplateRecoveryRequested = "recovery_requested"
+	TemplateRecoveryApproved  = "recovery_approved"
+	TemplateRecoveryReminder  = "recovery_reminder"
+	TemplateRecoveryCancelled = "recovery_cancelled"
+	TemplateRecoveryRejected  = "recovery_rejected"
+	TemplateRecoveryCompleted = "recovery_completed"
 )
 
 // templateSpec is one message: its subject and body templates and the Data
@@ -298,6 +308,150 @@ If this was you, set up an authenticator app or a security key again as soon as 
 If it was NOT you, someone has your password and was signed in to your account. Secure your account now: this signs out every session and locks the account so nobody can sign in. Then contact support.
 
 {{.SecureLink}}
+`,
+	},
+
+	TemplatePasswordReset: {
+		subject:  `Reset your {{.Brand}} password`,
+		required: []string{"Link", "Time", "IP"},
+		body: `
+Someone, hopefully you, asked to reset the password of your {{.Brand}} account:
+
+  Time:       {{.Time}}
+  IP address: {{.IP}}
+
+To choose a new password, open this link:
+
+{{.Link}}
+
+The link works once and expires in 30 minutes. Asking again voids this link. If your account has two-factor authentication, you will also need your authenticator, security key or a backup code.
+
+If you did not ask for this, ignore this e-mail: your password has not changed and nobody can change it without this link.
+`,
+	},
+
+	TemplatePasswordResetDone: {
+		subject:  `Your {{.Brand}} password was reset`,
+		required: []string{"Time", "IP", "SecureLink", "HoldUntil"},
+		body: `
+The password of your {{.Brand}} account was reset with a link we e-mailed to you:
+
+  Time:       {{.Time}}
+  IP address: {{.IP}}
+
+Every session was signed out and every other reset link was voided. As a precaution, withdrawals are paused until {{.HoldUntil}}.
+
+If this was you, sign in with your new password and review your recent activity and your two-factor methods.
+
+If it was NOT you, someone can read your e-mail. Secure your account now: this signs out every session and locks the account so nobody can sign in. Then secure your e-mail account and contact support.
+
+{{.SecureLink}}
+`,
+	},
+
+	TemplateRecoveryRequested: {
+		subject:  `Someone asked to recover your {{.Brand}} account`,
+		required: []string{"Reference", "Time", "IP", "CancelLink"},
+		body: `
+Someone asked to recover access to your {{.Brand}} account because they say they lost their two-factor authentication:
+
+  Reference:  {{.Reference}}
+  Time:       {{.Time}}
+  IP address: {{.IP}}
+
+Support staff will check the identity document and answers they sent. If two staff members approve, a waiting period starts, and only when it ends are the two-factor methods removed. We will e-mail you at each step.
+
+If this was you, there is nothing to do now.
+
+If it was NOT you, someone knows your password or can read your e-mail. Cancel the request now:
+
+{{.CancelLink}}
+
+Then change your password and contact support.
+`,
+	},
+
+	TemplateRecoveryApproved: {
+		subject:  `Your {{.Brand}} account will be recovered on {{.WaitUntil}} unless you cancel`,
+		required: []string{"Reference", "WaitUntil", "CancelLink"},
+		body: `
+Support staff approved the request to recover your {{.Brand}} account:
+
+  Reference: {{.Reference}}
+
+The waiting period has started. On {{.WaitUntil}} the account's two-factor methods will be removed so that the person who asked can sign in and set up new ones. Withdrawals will then stay paused for 7 days.
+
+If this was you, there is nothing to do: wait, then sign in and set up a new second factor.
+
+If it was NOT you, cancel now. Signing in with your current second factor cancels it too.
+
+{{.CancelLink}}
+`,
+	},
+
+	TemplateRecoveryReminder: {
+		subject:  `Reminder: your {{.Brand}} account will be recovered on {{.WaitUntil}}`,
+		required: []string{"Reference", "WaitUntil", "CancelLink"},
+		body: `
+A request to recover your {{.Brand}} account is in its waiting period:
+
+  Reference: {{.Reference}}
+
+On {{.WaitUntil}} the account's two-factor methods will be removed so that the person who asked can sign in and set up new ones.
+
+If this was you, there is nothing to do.
+
+If it was NOT you, cancel now. Signing in with your current second factor cancels it too.
+
+{{.CancelLink}}
+`,
+	},
+
+	TemplateRecoveryCancelled: {
+		subject:  `The recovery of your {{.Brand}} account was cancelled`,
+		required: []string{"Reference", "How"},
+		body: `
+The request to recover your {{.Brand}} account was cancelled:
+
+  Reference: {{.Reference}}
+  How:       {{.How}}
+
+Nothing about your account changed: your password and two-factor methods are as they were.
+
+If you still cannot sign in, you can open a new request from the sign-in page.
+`,
+	},
+
+	TemplateRecoveryRejected: {
+		subject:  `We could not approve the recovery of your {{.Brand}} account`,
+		required: []string{"Reference", "Reason", "StatusLink"},
+		body: `
+Support staff could not approve the request to recover your {{.Brand}} account:
+
+  Reference: {{.Reference}}
+  Reason:    {{.Reason}}
+
+Nothing about your account changed. The status page says what you can do next:
+
+{{.StatusLink}}
+
+If you did not ask to recover your account, there is nothing to do.
+`,
+	},
+
+	TemplateRecoveryCompleted: {
+		subject:  `Your {{.Brand}} account was recovered`,
+		required: []string{"Reference", "HoldUntil", "SignInLink"},
+		body: `
+The waiting period of the request to recover your {{.Brand}} account has ended and the account's two-factor methods were removed:
+
+  Reference: {{.Reference}}
+
+Sign in with your password and set up a new second factor; you will be asked to before anything else. Withdrawals stay paused until {{.HoldUntil}}.
+
+{{.SignInLink}}
+
+If you did not ask for this, secure your e-mail account and contact support at once.
 `,
 	},
 }

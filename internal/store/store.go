@@ -81,6 +81,11 @@ type Queries interface {
 	// succeeds. Returns ErrNotFound (unknown hash or other kind),
 	// ErrTokenUsed, or ErrTokenExpired (now >= ExpiresAt).
 	ConsumeToken(ctx context.Context, kind TokenKind, hash []byte, now time.Time) (Token, error)
+	// GetToken returns the token with this kind and hash as stored, used or
+	// expired alike, without changing it (a form checks a link before it
+	// asks for more; ConsumeToken still decides). ErrNotFound for an
+	// unknown hash or another kind.
+	GetToken(ctx context.Context, kind TokenKind, hash []byte) (Token, error)
 	// DeleteTokens removes every unused token of that kind for the account
 	// (a newer link voids older ones; a password change voids reset links).
 	DeleteTokens(ctx context.Context, accountID string, kind TokenKind) error
@@ -164,7 +169,8 @@ type Queries interface {
 
 	// API keys and sandbox books (apikey.go).
 	APIKeyQueries
-	MFAQueries // second factors (mfa.go)
+	MFAQueries      // second factors (mfa.go)
+	RecoveryQueries // account recovery cases (recovery.go)
 }
 
 // Role of an account.
@@ -216,6 +222,9 @@ const (
 	TokenDeviceApproval TokenKind = "device_approval" // link in the new-device e-mail
 	TokenSecureAccount  TokenKind = "secure_account"  // "this wasn't me" link
 	TokenPasswordReset  TokenKind = "password_reset"
+	// TokenRecoveryCancel is the "this wasn't me, cancel" link of the
+	// recovery e-mails; Subject is the case ID.
+	TokenRecoveryCancel TokenKind = "recovery_cancel"
 )
 
 // Token is a one-time token; only its hash is stored.
@@ -249,7 +258,11 @@ type Session struct {
 	// SecondFactorAt is when a second factor was last verified in this
 	// session (sign-in or step-up); zero if never.
 	SecondFactorAt time.Time
-	RevokedAt      time.Time
+	// SignInFactor is the factor that completed the sign-in: "webauthn",
+	// "totp", "sms", "backup_code", "passkey" (passwordless), or "" (password
+	// only). The support console opens only for "webauthn" and "passkey".
+	SignInFactor string
+	RevokedAt    time.Time
 }
 
 // Device is a browser or app that signed in to an account. The client keeps
