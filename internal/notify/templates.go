@@ -424,16 +424,16 @@ If you still cannot sign in, you can open a new request from the sign-in page.
 
 	TemplateRecoveryRejected: {
 		subject:  `We could not approve the recovery of your {{.Brand}} account`,
-		required: []string{"Reference", "Reason", "StatusLink"},
+		required: []string{"Reference", "Reason", "Link"},
 		body: `
 Support staff could not approve the request to recover your {{.Brand}} account:
 
   Reference: {{.Reference}}
   Reason:    {{.Reason}}
 
-Nothing about your account changed. The status page says what you can do next:
+Nothing about your account changed. If you still cannot sign in, you can open a new request with what the reason asks for, starting from the sign-in page:
 
-{{.StatusLink}}
+{{.Link}}
 
 If you did not ask to recover your account, there is nothing to do.
 `,

@@ -62,6 +62,8 @@ type Answers struct {
 	LastDepositAsset  string `json:"last_deposit_asset,omitempty"`
 	// WithdrawalAddress is one address the person withdrew to.
 	WithdrawalAddress string `json:"withdrawal_address,omitempty"`
+	// APIKeyName is the name of an API key the person created.
+	APIKeyName string `json:"api_key_name,omitempty"`
 	// Note is anything else the person wants support to know.
 	Note string `json:"note,omitempty"`
 }
