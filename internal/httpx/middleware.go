@@ -24,8 +24,15 @@ type Options struct {
 	// PublicOrigin is the scheme://host[:port] users reach moat at: the
 	// origin cross-origin protection trusts, and https there turns on HSTS.
 	PublicOrigin string
-	// MaxBodyBytes limits every request body.
+	// MaxBodyBytes limits every request body, except on the paths
+	// BodyLimits names.
 	MaxBodyBytes int64
+	// BodyLimits gives named routes their own body limit instead of
+	// MaxBodyBytes, keyed by the exact request path (r.URL.Path, any
+	// method): the few upload endpoints that need more, e.g.
+	// {"/recovery/new": web.MaxRecoveryFormBytes}. A path not listed, or
+	// listed with a limit <= 0, gets MaxBodyBytes.
+	BodyLimits map[string]int64
 }
 
 // Stack wraps h (the ServeMux) in the middleware every request passes,
@@ -35,7 +42,7 @@ type Options struct {
 //	Recover          a panic becomes a 500 with an error id
 //	SecurityHeaders  CSP, nosniff, no-referrer, HSTS over https, …
 //	CrossOrigin      refuses cross-site state-changing browser requests
-//	MaxBytes         caps the request body
+//	MaxBytes         caps the request body (BodyLimits per path)
 func Stack(h http.Handler, o Options) (http.Handler, error) {
 	if o.Logger == nil || o.Rand == nil {
 		return nil, fmt.Errorf("httpx: Stack needs a Logger and a Rand")
@@ -48,7 +55,7 @@ func Stack(h http.Handler, o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h = MaxBytes(o.MaxBodyBytes)(h)
+	h = MaxBytesByPath(o.MaxBodyBytes, o.BodyLimits)(h)
 	h = csrf(h)
 	h = SecurityHeaders(u.Scheme == "https")(h)
 	h = Recover(h)
@@ -182,22 +189,72 @@ func RequireJSON(next http.Handler) http.Handler {
 }
 
 // MaxBytes caps request bodies at limit bytes. A declared Content-Length
-// over the limit is refused at once with 413 too_large; a body that turns
-// out longer fails the handler's read with *http.MaxBytesError, which
-// WriteError and Status map to 413 too_large as well.
+// over the limit is refused at once with 413 too_large (a short HTML page
+// for a browser navigating, JSON otherwise); a body that turns out longer
+// fails the handler's read with *http.MaxBytesError, which WriteError and
+// Status map to 413 too_large as well.
 func MaxBytes(limit int64) func(http.Handler) http.Handler {
+	return MaxBytesByPath(limit, nil)
+}
+
+// MaxBytesByPath is MaxBytes with the limit of a request chosen by its
+// exact path: byPath[r.URL.Path] when that is positive, else limit. The
+// map is copied, so the caller may change its own afterwards.
+func MaxBytesByPath(limit int64, byPath map[string]int64) func(http.Handler) http.Handler {
+	limits := make(map[string]int64, len(byPath))
+	for p, n := range byPath {
+		if n > 0 {
+			limits[p] = n
+		}
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > limit {
-				WriteError(w, r, &http.MaxBytesError{Limit: limit})
+			max := limit
+			if n, ok := limits[r.URL.Path]; ok {
+				max = n
+			}
+			if r.ContentLength > max {
+				if wantsHTML(r) {
+					writeTooLargePage(w, max)
+					return
+				}
+				WriteError(w, r, &http.MaxBytesError{Limit: max})
 				return
 			}
 			if r.Body != nil && r.Body != http.NoBody {
-				r.Body = http.MaxBytesReader(w, r.Body, limit)
+				r.Body = http.MaxBytesReader(w, r.Body, max)
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+var tooLargePage = template.Must(template.New("too-large").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Too large</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/moat.css"></head>
+<body><main class="narrow"><h1>What you sent is too large</h1>
+<p>Nothing was saved. This page accepts at most {{.}}. Go back, choose a smaller file or shorten what you typed, and try again.</p>
+<p><a href="/">Back to the start page</a></p></main></body></html>
+`))
+
+// writeTooLargePage answers a browser whose declared body is over limit.
+func writeTooLargePage(w http.ResponseWriter, limit int64) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	tooLargePage.Execute(w, byteSize(limit))
+}
+
+// byteSize says n bytes the way people read sizes: "10 MB", "16 KB".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.3g MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.3g KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // Recover turns a panic in a handler into a 500: the panic value and stack
