@@ -38,6 +38,8 @@ type Config struct {
 	APIKeys APIKeys `toml:"apikeys"`
 	// MFA: two-factor authentication (mfa.go).
 	MFA MFA `toml:"mfa"`
+	// Recovery: recovery cases after a lost second factor (recovery.go).
+	Recovery Recovery `toml:"recovery"`
 }
 
 // Database selects the store.
@@ -156,8 +158,9 @@ func Default() Config {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 		},
-		Log:     Log{Level: "info", Format: "text"},
-		APIKeys: DefaultAPIKeys(),
-		MFA:     DefaultMFA(),
+		Log:      Log{Level: "info", Format: "text"},
+		APIKeys:  DefaultAPIKeys(),
+		MFA:      DefaultMFA(),
+		Recovery: DefaultRecovery(),
 	}
 }

@@ -99,6 +99,10 @@ var settings = []setting{
 	{"mfa.sms.account_sid", "MOAT_MFA_SMS_ACCOUNT_SID", "", "SMS provider account SID (basic-auth user)"},
 	{"mfa.sms.auth_token", "MOAT_MFA_SMS_AUTH_TOKEN", "", "SMS provider auth token (secret: environment or file, never a flag)"},
 	{"mfa.sms.from", "MOAT_MFA_SMS_FROM", "", "sending number or sender ID"},
+	// Recovery after a lost second factor (recovery.go).
+	{"recovery.waiting_period", "MOAT_RECOVERY_WAITING_PERIOD", "", "time from the second staff approval to the removal of the lost factors; the owner can cancel meanwhile"},
+	{"recovery.notice_every", "MOAT_RECOVERY_NOTICE_EVERY", "", "how often the owner is e-mailed during the waiting period"},
+	{"recovery.hold", "MOAT_RECOVERY_HOLD", "", "withdrawal pause after a completed recovery"},
 }
 
 // ConfigEnv names the environment variable holding the config file path.

@@ -129,6 +129,7 @@ func (c Config) Validate() error {
 	c.checkSecurity(&ps)
 	c.checkAPIKeys(&ps)
 	c.checkMFA(&ps)
+	c.checkRecovery(&ps)
 
 	if c.HTTP.MaxBodyBytes <= 0 {
 		ps.add("http.max_body_bytes", "must be positive")
