@@ -11,21 +11,21 @@ import (
 )
 
 const sessionCols = `id, token_hash, account_id, device_id, client, ip, user_agent,
-	created_at, last_seen_at, expires_at, second_factor_at, revoked_at`
+	created_at, last_seen_at, expires_at, second_factor_at, revoked_at, sign_in_factor`
 
 func scanSession(row pgx.Row) (store.Session, error) {
 	var s store.Session
 	err := row.Scan(&s.ID, bs{&s.TokenHash}, &s.AccountID, &s.DeviceID, &s.Client, &s.IP, &s.UserAgent,
-		ts{&s.CreatedAt}, ts{&s.LastSeenAt}, ts{&s.ExpiresAt}, ts{&s.SecondFactorAt}, ts{&s.RevokedAt})
+		ts{&s.CreatedAt}, ts{&s.LastSeenAt}, ts{&s.ExpiresAt}, ts{&s.SecondFactorAt}, ts{&s.RevokedAt}, &s.SignInFactor)
 	return s, err
 }
 
 // CreateSession implements store.Queries.
 func (q *queries) CreateSession(ctx context.Context, s store.Session) error {
 	tag, err := q.db.Exec(ctx, `INSERT INTO sessions (`+sessionCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
 		s.ID, bv(s.TokenHash), s.AccountID, s.DeviceID, s.Client, s.IP, s.UserAgent,
-		tv(s.CreatedAt), tv(s.LastSeenAt), tv(s.ExpiresAt), tv(s.SecondFactorAt), tv(s.RevokedAt))
+		tv(s.CreatedAt), tv(s.LastSeenAt), tv(s.ExpiresAt), tv(s.SecondFactorAt), tv(s.RevokedAt), s.SignInFactor)
 	return inserted("create session", tag, err)
 }
 
@@ -60,11 +60,12 @@ func (q *queries) UpdateSession(ctx context.Context, id string, fn func(s *store
 		update := func(db dbtx) (err error) {
 			out, err = one("update session", db.QueryRow(ctx, `UPDATE sessions SET
 				token_hash = $1, account_id = $2, device_id = $3, client = $4, ip = $5, user_agent = $6,
-				created_at = $7, last_seen_at = $8, expires_at = $9, second_factor_at = $10, revoked_at = $11
-				WHERE id = $12 RETURNING `+sessionCols,
+				created_at = $7, last_seen_at = $8, expires_at = $9, second_factor_at = $10, revoked_at = $11,
+				sign_in_factor = $12
+				WHERE id = $13 RETURNING `+sessionCols,
 				bv(s.TokenHash), s.AccountID, s.DeviceID, s.Client, s.IP, s.UserAgent,
 				tv(s.CreatedAt), tv(s.LastSeenAt), tv(s.ExpiresAt), tv(s.SecondFactorAt), tv(s.RevokedAt),
-				id), scanSession)
+				s.SignInFactor, id), scanSession)
 			return err
 		}
 		if !bytes.Equal(s.TokenHash, old.TokenHash) {

@@ -50,6 +50,12 @@ func (q *queries) ConsumeToken(ctx context.Context, kind store.TokenKind, hash [
 	}
 }
 
+// GetToken implements store.Queries: a plain read, used or expired alike.
+func (q *queries) GetToken(ctx context.Context, kind store.TokenKind, hash []byte) (store.Token, error) {
+	return one("get token", q.db.QueryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1 AND kind = $2`,
+		hash, string(kind)), scanToken)
+}
+
 // DeleteTokens implements store.Queries.
 func (q *queries) DeleteTokens(ctx context.Context, accountID string, kind store.TokenKind) error {
 	_, err := q.db.Exec(ctx, `DELETE FROM tokens WHERE account_id = $1 AND kind = $2 AND used_at IS NULL`,

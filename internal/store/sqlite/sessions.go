@@ -8,21 +8,21 @@ import (
 )
 
 const sessionCols = `id, token_hash, account_id, device_id, client, ip, user_agent,
-	created_at, last_seen_at, expires_at, second_factor_at, revoked_at`
+	created_at, last_seen_at, expires_at, second_factor_at, revoked_at, sign_in_factor`
 
 func scanSession(sc scanner) (store.Session, error) {
 	var s store.Session
 	err := sc.Scan(&s.ID, bs{&s.TokenHash}, &s.AccountID, &s.DeviceID, &s.Client, &s.IP, &s.UserAgent,
-		ts{&s.CreatedAt}, ts{&s.LastSeenAt}, ts{&s.ExpiresAt}, ts{&s.SecondFactorAt}, ts{&s.RevokedAt})
+		ts{&s.CreatedAt}, ts{&s.LastSeenAt}, ts{&s.ExpiresAt}, ts{&s.SecondFactorAt}, ts{&s.RevokedAt}, &s.SignInFactor)
 	return s, err
 }
 
 // CreateSession implements store.Queries.
 func (q *queries) CreateSession(ctx context.Context, s store.Session) error {
 	_, err := q.w.ExecContext(ctx, `INSERT INTO sessions (`+sessionCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, bv(s.TokenHash), s.AccountID, s.DeviceID, s.Client, s.IP, s.UserAgent,
-		tv(s.CreatedAt), tv(s.LastSeenAt), tv(s.ExpiresAt), tv(s.SecondFactorAt), tv(s.RevokedAt))
+		tv(s.CreatedAt), tv(s.LastSeenAt), tv(s.ExpiresAt), tv(s.SecondFactorAt), tv(s.RevokedAt), s.SignInFactor)
 	return mapErr("create session", err)
 }
 
@@ -54,11 +54,12 @@ func (q *queries) UpdateSession(ctx context.Context, id string, fn func(s *store
 		}
 		out, err = one("update session", tx.w.QueryRowContext(ctx, `UPDATE sessions SET
 			token_hash = ?, account_id = ?, device_id = ?, client = ?, ip = ?, user_agent = ?,
-			created_at = ?, last_seen_at = ?, expires_at = ?, second_factor_at = ?, revoked_at = ?
+			created_at = ?, last_seen_at = ?, expires_at = ?, second_factor_at = ?, revoked_at = ?,
+			sign_in_factor = ?
 			WHERE id = ? RETURNING `+sessionCols,
 			bv(s.TokenHash), s.AccountID, s.DeviceID, s.Client, s.IP, s.UserAgent,
 			tv(s.CreatedAt), tv(s.LastSeenAt), tv(s.ExpiresAt), tv(s.SecondFactorAt), tv(s.RevokedAt),
-			id), scanSession)
+			s.SignInFactor, id), scanSession)
 		return err
 	})
 	return out, err

@@ -46,6 +46,12 @@ func (q *queries) ConsumeToken(ctx context.Context, kind store.TokenKind, hash [
 	}
 }
 
+// GetToken implements store.Queries: a plain read, used or expired alike.
+func (q *queries) GetToken(ctx context.Context, kind store.TokenKind, hash []byte) (store.Token, error) {
+	return one("get token", q.r.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ? AND kind = ?`,
+		hash, string(kind)), scanToken)
+}
+
 // DeleteTokens implements store.Queries.
 func (q *queries) DeleteTokens(ctx context.Context, accountID string, kind store.TokenKind) error {
 	_, err := q.w.ExecContext(ctx, `DELETE FROM tokens WHERE account_id = ? AND kind = ? AND used_at IS NULL`,

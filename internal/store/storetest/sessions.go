@@ -22,6 +22,7 @@ func fullSession(id, accountID string) store.Session {
 		LastSeenAt:     at(time.Minute),
 		ExpiresAt:      at(12 * time.Hour),
 		SecondFactorAt: at(30 * time.Second),
+		SignInFactor:   "webauthn",
 		RevokedAt:      at(2 * time.Hour),
 	}
 }
