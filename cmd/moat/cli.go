@@ -51,6 +51,8 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return c.migrate(rest)
 	case "user":
 		return c.user(rest)
+	case "admin":
+		return c.admin(rest)
 	case "audit":
 		return c.audit(rest)
 	case "apikey":
@@ -84,6 +86,9 @@ Usage:
   moat user list [--json] [--search S]   list accounts
   moat user lock E [--reason R]          lock an account and end its sessions
   moat user unlock E                     unlock an account
+  moat admin create --email E --role support|admin [--password-stdin]
+                                         create a staff account for the console at /admin
+  moat admin list [--json] [--search S]  list staff accounts
   moat apikey create --email E --name N --permissions P1,P2 [--allow-ip CIDR]...
          [--expires T] [--nonce-window N] [--json]
                                          create an API key; prints its secret once

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/moat-dev/moat/internal/apperr"
+	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/store"
 )
 
@@ -28,14 +30,46 @@ func (c *cli) user(args []string) int {
 }
 
 func (c *cli) userCreate(args []string) int {
-	const name = "user create"
-	cmd := newCommand(name, "moat user create --email E [--role user|support|admin] [--password-stdin] [flags]",
-		"Creates an account whose e-mail address counts as confirmed, e.g. the first\n"+
-			"admin. The password is read from standard input with --password-stdin (one\n"+
-			"line), or prompted for without echo when standard input is a terminal. It\n"+
-			"must pass the same password rules as sign-up.")
+	return c.createAccount(args, createSpec{
+		name:     "user create",
+		synopsis: "moat user create --email E [--role user|support|admin] [--password-stdin] [flags]",
+		about: "Creates an account whose e-mail address counts as confirmed, e.g. the first\n" +
+			"admin. The password is read from standard input with --password-stdin (one\n" +
+			"line), or prompted for without echo when standard input is a terminal. It\n" +
+			"must pass the same password rules as sign-up.",
+		roles:       []store.Role{store.RoleUser, store.RoleSupport, store.RoleAdmin},
+		defaultRole: store.RoleUser,
+		done: func(_ config.Config, a store.Account) {
+			fmt.Fprintf(c.stdout, "created %s account %s (id %s)\n", a.Role, a.Email, a.ID)
+		},
+	})
+}
+
+// createSpec is one command that creates a confirmed account (`user
+// create`, `admin create`): its help, the roles it accepts, and what it
+// prints once the account exists.
+type createSpec struct {
+	name, synopsis, about string
+	roles                 []store.Role
+	defaultRole           store.Role
+	done                  func(cfg config.Config, a store.Account)
+}
+
+// createAccount parses --email, --role and --password-stdin, reads the
+// password and creates the account through the account service.
+func (c *cli) createAccount(args []string, spec createSpec) int {
+	name := spec.name
+	cmd := newCommand(name, spec.synopsis, spec.about)
+	names := make([]string, len(spec.roles))
+	for i, r := range spec.roles {
+		names[i] = string(r)
+	}
+	want := strings.Join(names, ", ")
+	if n := len(names); n > 1 {
+		want = strings.Join(names[:n-1], ", ") + " or " + names[n-1]
+	}
 	email := cmd.fs.String("email", "", "e-mail `address` of the account (required)")
-	role := cmd.fs.String("role", "user", "`role`: user, support or admin")
+	role := cmd.fs.String("role", string(spec.defaultRole), "`role`: "+want)
 	fromStdin := cmd.fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	if code, ok := c.parse(cmd, args); !ok {
 		return code
@@ -46,11 +80,12 @@ func (c *cli) userCreate(args []string) int {
 	if strings.TrimSpace(*email) == "" {
 		return c.usageError(name, "--email is required")
 	}
+	if *role == "" {
+		return c.usageError(name, "--role is required: %s", want)
+	}
 	r := store.Role(*role)
-	switch r {
-	case store.RoleUser, store.RoleSupport, store.RoleAdmin:
-	default:
-		return c.usageError(name, "--role %q: want user, support or admin", *role)
+	if !slices.Contains(spec.roles, r) {
+		return c.usageError(name, "--role %q: want %s", *role, want)
 	}
 	cfg, code, ok := c.load(cmd)
 	if !ok {
@@ -69,7 +104,7 @@ func (c *cli) userCreate(args []string) int {
 	if err != nil {
 		return c.fail(name, describe(err))
 	}
-	fmt.Fprintf(c.stdout, "created %s account %s (id %s)\n", a.Role, a.Email, a.ID)
+	spec.done(cfg, a)
 	return exitOK
 }
 
@@ -133,9 +168,14 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func (c *cli) userList(args []string) int {
-	const name = "user list"
-	cmd := newCommand(name, "moat user list [--json] [--search S] [flags]",
-		"Lists accounts ordered by e-mail address.")
+	return c.listAccounts(args, "user list", "moat user list [--json] [--search S] [flags]",
+		"Lists accounts ordered by e-mail address.", nil)
+}
+
+// listAccounts lists the accounts keep accepts (nil: all), as a table or
+// JSON (`user list`, `admin list`).
+func (c *cli) listAccounts(args []string, name, synopsis, about string, keep func(store.Account) bool) int {
+	cmd := newCommand(name, synopsis, about)
 	asJSON := cmd.fs.Bool("json", false, "print a JSON array")
 	search := cmd.fs.String("search", "", "only addresses containing this `text` (case-insensitive)")
 	if code, ok := c.parse(cmd, args); !ok {
@@ -158,7 +198,11 @@ func (c *cli) userList(args []string) int {
 		if err != nil {
 			return c.fail(name, describe(err))
 		}
-		all = append(all, as...)
+		for _, a := range as {
+			if keep == nil || keep(a) {
+				all = append(all, a)
+			}
+		}
 		if len(as) < page {
 			break
 		}
