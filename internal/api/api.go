@@ -31,6 +31,7 @@ import (
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/httpx"
 	"github.com/moat-dev/moat/internal/mfa"
+	"github.com/moat-dev/moat/internal/recovery"
 )
 
 //go:embed openapi.json
@@ -50,6 +51,9 @@ type Deps struct {
 	// confirming every change; nil makes them answer 404 not_found.
 	APIKeys   *apikey.Service
 	KeyStepUp KeyStepUp
+	// Recovery serves /api/v1/recovery (recovery.go); nil makes those
+	// endpoints answer 404 not_found.
+	Recovery *recovery.Service
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// Logger receives internal errors (httpx's request logger is used when
@@ -64,6 +68,7 @@ type Handler struct {
 	mfa       *mfa.Service
 	apiKeys   *apikey.Service
 	keyStepUp KeyStepUp
+	recovery  *recovery.Service
 	trusted   []netip.Prefix
 	log       *slog.Logger
 }
@@ -71,7 +76,7 @@ type Handler struct {
 // New returns the API handler.
 func New(d Deps) *Handler {
 	h := &Handler{accounts: d.Accounts, mfa: d.MFA, trusted: d.TrustedProxies, log: d.Logger,
-		apiKeys: d.APIKeys, keyStepUp: d.KeyStepUp}
+		apiKeys: d.APIKeys, keyStepUp: d.KeyStepUp, recovery: d.Recovery}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -107,6 +112,7 @@ func (h *Handler) routes() []route {
 		{"POST", "/api/v1/settings/password", h.auth(h.changePassword)},
 	}
 	rs = append(rs, h.apiKeyRoutes()...)
+	rs = append(rs, h.recoveryRoutes()...)
 	return append(rs, h.mfaRoutes()...)
 }
 

@@ -29,6 +29,9 @@ type page struct {
 	// MFA: the 2FA pages are there (Security in the navigation, passkey
 	// sign-in, the WebAuthn script).
 	MFA bool
+	// Recovery: the recovery-case pages are there (the second-factor page
+	// links to them).
+	Recovery bool
 	// Notice reports what just happened (role=status).
 	Notice string
 	// Alert is a form-level error (role=alert), used when the problem is not
@@ -174,6 +177,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	p.Dev = h.dev
 	p.KeysNav = h.apiKeys != nil
 	p.MFA = h.mfa != nil
+	p.Recovery = h.recovery != nil
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		h.internal(w, r, err)

@@ -32,6 +32,7 @@ import (
 	"github.com/moat-dev/moat/internal/apikey"
 	"github.com/moat-dev/moat/internal/clock"
 	"github.com/moat-dev/moat/internal/mfa"
+	"github.com/moat-dev/moat/internal/recovery"
 	"github.com/moat-dev/moat/internal/secrets"
 )
 
@@ -72,6 +73,9 @@ type Deps struct {
 	// next through the browser; empty means a random key of this process.
 	MFA      *mfa.Service
 	FlashKey []byte
+	// Recovery, when set, serves the recovery-case pages (recovery.go) and
+	// the second-factor page links to them.
+	Recovery *recovery.Service
 }
 
 // Handler serves the pages. Create it with New and mount it with Register.
@@ -94,6 +98,8 @@ type Handler struct {
 
 	mfa   *mfa.Service // nil: no 2FA pages
 	flash *secrets.Box
+
+	recovery *recovery.Service // nil: no recovery-case pages
 }
 
 // New parses the embedded templates and returns the handler.
@@ -110,6 +116,7 @@ func New(d Deps) (*Handler, error) {
 		dev:      d.Dev,
 		clock:    d.Clock,
 		cookies:  newCookieNames(d.Secure),
+		recovery: d.Recovery,
 	}
 	if h.brand == "" {
 		h.brand = "moat"
@@ -175,6 +182,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/settings/password", h.form(h.auth(h.changePassword)))
 	h.registerAPIKeys(mux)
 	h.registerMFA(mux)
+	if h.recovery != nil {
+		h.registerRecovery(mux)
+	}
 }
 
 // serveStatic serves the embedded stylesheet and script. URLs carry a content
