@@ -35,18 +35,19 @@ func see(w http.ResponseWriter, r *http.Request, to string) {
 
 // queueFilters are the queue's views: the work to do first.
 var queueFilters = []struct {
-	Key, Label string
-	States     []store.RecoveryState
+	Key, Label, Empty string
+	States            []store.RecoveryState
 }{
-	{"", "Open and waiting", nil},
-	{"completed", "Completed", []store.RecoveryState{store.RecoveryCompleted}},
-	{"rejected", "Rejected", []store.RecoveryState{store.RecoveryRejected}},
-	{"cancelled", "Cancelled", []store.RecoveryState{store.RecoveryCancelled}},
+	{"", "Open and waiting", "No open or waiting cases: nothing to review.", nil},
+	{"completed", "Completed", "No completed cases.", []store.RecoveryState{store.RecoveryCompleted}},
+	{"rejected", "Rejected", "No rejected cases.", []store.RecoveryState{store.RecoveryRejected}},
+	{"cancelled", "Cancelled", "No cancelled cases.", []store.RecoveryState{store.RecoveryCancelled}},
 }
 
 type queueData struct {
 	Cases   []recovery.CaseView
 	Filter  string
+	Empty   string
 	Filters []filterLink
 }
 
@@ -67,7 +68,7 @@ func (h *Handler) queuePage(w http.ResponseWriter, r *http.Request, staff accoun
 		}
 		d.Filters = append(d.Filters, filterLink{Label: f.Label, URL: u, Current: f.Key == key})
 		if f.Key == key {
-			states, found, d.Filter = f.States, true, f.Label
+			states, found, d.Filter, d.Empty = f.States, true, f.Label, f.Empty
 		}
 	}
 	if !found {

@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/moat-dev/moat/internal/account"
+	"github.com/moat-dev/moat/internal/admin"
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/audit"
 	"github.com/moat-dev/moat/internal/clock"
@@ -36,6 +37,7 @@ import (
 	"github.com/moat-dev/moat/internal/notify"
 	"github.com/moat-dev/moat/internal/password"
 	"github.com/moat-dev/moat/internal/ratelimit"
+	"github.com/moat-dev/moat/internal/recovery"
 	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/web"
@@ -72,6 +74,7 @@ type Server struct {
 	accounts *account.Service
 	mfa      *builtMFA
 	keys     *apiKeys // API keys and the signed API (apikeys.go)
+	recovery *recovery.Service
 	worker   *notify.Worker
 	registry *prometheus.Registry
 	handler  http.Handler
@@ -194,15 +197,35 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		Logger:  logger.With("component", "account"),
 	}
 	s.mfa.accountHooks(&accountDeps)
+	// Enrolment asks mfa's policy and, once it exists, recovery's
+	// (recovery.go explains the order).
+	enrolment := &enrolmentPolicies{}
+	enrolment.add(accountDeps.Enrolment)
+	accountDeps.Enrolment = enrolment
 	s.accounts = account.New(accountDeps)
 	s.mfa.register(s.accounts)
+	// Recovery of a lost second factor: cases, four-eyes review, the
+	// waiting period. New registers it with the account service, so that
+	// signing in with the old factor cancels a pending case.
+	s.recovery = recovery.New(recovery.Deps{
+		Store:    s.store,
+		Clock:    o.clock,
+		Rand:     o.rand,
+		Box:      box,
+		Mailer:   mailer,
+		Audit:    auditLog,
+		Counter:  counter,
+		Accounts: s.accounts,
+		Config:   recoveryConfig(cfg),
+		Logger:   logger.With("component", "recovery"),
+	})
+	enrolment.add(s.recovery)
 	s.keys, err = buildAPIKeys(apiKeyDeps{cfg: cfg, store: s.store, clock: o.clock, rand: o.rand, box: box,
 		masterKey: masterKey, audit: auditLog, mailer: mailer, accounts: s.accounts, hasher: hasher,
 		counter: counter, redis: s.redis, mfa: s.mfa.svc, logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	// TODO(wiring): admin console — mount here when it lands.
 
 	// Adapters and routes.
 	trusted, err := cfg.Security.TrustedProxyPrefixes()
@@ -225,6 +248,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		FlashKey:       pageFlashKey,
 		APIKeys:        s.keys.svc,
 		KeyStepUp:      s.keys.stepUp,
+		Recovery:       s.recovery,
 	})
 	if err != nil {
 		return nil, err
@@ -234,9 +258,24 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		MFA:            s.mfa.svc,
 		APIKeys:        s.keys.svc,
 		KeyStepUp:      s.keys.stepUp,
+		Recovery:       s.recovery,
 		TrustedProxies: trusted,
 		Logger:         logger.With("component", "api"),
 	})
+	// The support console: staff signed in with a security key.
+	console, err := admin.New(admin.Deps{
+		Accounts:       s.accounts,
+		Recovery:       s.recovery,
+		Brand:          cfg.Brand,
+		Secure:         secure,
+		TrustedProxies: trusted,
+		Logger:         logger.With("component", "admin"),
+		Clock:          o.clock,
+		AssetURL:       pages.AssetURL,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -248,6 +287,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 
 	mux := http.NewServeMux()
 	pages.Register(mux)
+	console.Register(mux)
 	// The JSON API gets its own mux behind RequireJSON: an HTML form cannot
 	// send application/json, so no cross-site form can reach it.
 	apiMux := http.NewServeMux()
@@ -270,6 +310,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		Rand:         o.rand,
 		PublicOrigin: cfg.Origin(),
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		// Recovery cases carry an identity document of up to 10 MB.
+		BodyLimits: map[string]int64{
+			web.PathRecoveryNew:   web.MaxRecoveryFormBytes,
+			api.PathRecoveryCases: api.MaxRecoveryCaseBytes,
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -377,7 +422,8 @@ func (s *Server) Run(ctx context.Context) error {
 const shutdownGrace = 10 * time.Second
 
 // Serve serves on ln (which it closes) with the timeouts of cfg.HTTP, runs
-// the outbox worker and the pending sign-in sweeper, and returns nil after
+// the outbox worker, the pending sign-in sweeper and the recovery timers,
+// and returns nil after
 // ctx is cancelled and in-flight requests finished (at most shutdownGrace),
 // or the error that stopped the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
@@ -396,6 +442,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.worker.Run(bg, outboxInterval) })
 	wg.Go(func() { s.sweep(bg) })
+	wg.Go(func() { s.runRecovery(bg) })
 	defer func() {
 		stopBG()
 		wg.Wait()
