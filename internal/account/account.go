@@ -87,6 +87,11 @@ type SignInResult struct {
 	// else. EnrolMethod is the method required, "" for any.
 	MustEnrol   bool
 	EnrolMethod string
+	// SignInFactor (StepDone only) is the factor that completed the
+	// sign-in, as the session records it (store.Session.SignInFactor):
+	// "backup_code" tells the adapter to say how many codes are left and
+	// to invite the person to set up a new method.
+	SignInFactor string
 }
 
 // IssuedSession is a new session: the token is given to the client once and

@@ -515,6 +515,9 @@ func TestMFAOnPostgresAndRedis(t *testing.T) {
 		"PasskeySignIn":             TestMFAPasskeySignIn,
 		"StepUpForPasswordChange":   TestMFAStepUpForPasswordChange,
 		"SameCodeConcurrently":      TestMFASameCodeConcurrently,
+		"ResetWithTOTP":             TestMFAResetWithTOTP,
+		"ResetWithBackupCode":       TestMFAResetWithBackupCode,
+		"ResetWithSecurityKey":      TestMFAResetWithSecurityKey,
 	} {
 		t.Run(name, fn)
 	}

@@ -60,6 +60,20 @@ func TestOnPostgresAndRedis(t *testing.T) {
 		"SignInWithPasskey":           TestSignInWithPasskey,
 		"StepUpForPasswordChange":     TestStepUpForPasswordChange,
 		"RecordStepUp":                TestRecordStepUp,
+		"ResetRequestEnumeration":     TestResetRequestEnumeration,
+		"ResetPassword":               TestResetPassword,
+		"ResetConcurrentUse":          TestResetConcurrentUse,
+		"ResetLinkExpires":            TestResetLinkExpires,
+		"ResetVoidedByPasswordChange": TestResetLinkVoidedByPasswordChange,
+		"ResetVoidedByNewerLink":      TestResetLinkVoidedByNewerLink,
+		"ResetRevokesSessions":        TestResetRevokesSessions,
+		"ResetNeedsSecondFactor":      TestResetNeedsSecondFactor,
+		"ResetLockedAccount":          TestResetLockedAccount,
+		"ResetConfirmsAddress":        TestResetConfirmsAddress,
+		"StartResetFactor":            TestStartResetFactor,
+		"PendingSecondFactorAccount":  TestPendingSecondFactorAccount,
+		"SignInFactorAndHooks":        TestSignInFactorAndHooks,
+		"StaffAccountTools":           TestStaffAccountTools,
 	} {
 		t.Run(name, fn)
 	}

@@ -182,6 +182,8 @@ type Service struct {
 
 	// onLock are the OnLock hooks (onlock.go).
 	onLock []func(accountID string)
+	// onSignedIn are the OnSignedIn hooks (reset.go).
+	onSignedIn []func(ctx context.Context, accountID, factor string)
 }
 
 // New returns a Service. It panics if a required dependency is missing or

@@ -246,6 +246,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 		if err := s.signedIn(ctx, a.Email, newDevice); err != nil {
 			return nil, err
 		}
+		s.signedInWith(ctx, a.ID, issued.Session.SignInFactor)
 		return enrol.done(issued), nil
 	}
 
@@ -475,6 +476,9 @@ func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.Pen
 			if !a.LockedAt.IsZero() {
 				return apperr.New(apperr.AccountLocked, "This account is locked, so nobody can sign in to it. Contact support to unlock it.")
 			}
+			if pendingStale(p, a) {
+				return errPendingStale()
+			}
 			// A factor verified before this step means a passkey: the
 			// password flow asks for its factor only once the device is
 			// approved, and the step that verifies it completes the
@@ -553,6 +557,7 @@ func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.Pen
 		if err := s.signedIn(ctx, a.Email, p0.NewDevice); err != nil {
 			return nil, err
 		}
+		s.signedInWith(ctx, a.ID, res.SignInFactor)
 	}
 	return res, nil
 }
@@ -804,6 +809,10 @@ func (s *Service) issue(ctx context.Context, tx store.Queries, a store.Account, 
 		Client: clientKind(c), IP: c.IP, UserAgent: c.UserAgent,
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionAbsolute),
 		SecondFactorAt: how.factorAt,
+		SignInFactor:   how.factor,
+	}
+	if how.method == methodPasskey {
+		sess.SignInFactor = methodPasskey
 	}
 	if err := tx.CreateSession(ctx, sess); err != nil {
 		return nil, err

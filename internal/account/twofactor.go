@@ -164,7 +164,7 @@ func (s *Service) mustEnrol(ctx context.Context, a store.Account) (enrolment, er
 
 // done is the result of a sign-in that issued sess.
 func (e enrolment) done(sess *IssuedSession) *SignInResult {
-	r := &SignInResult{Step: StepDone, Session: sess, MustEnrol: e.must}
+	r := &SignInResult{Step: StepDone, Session: sess, MustEnrol: e.must, SignInFactor: sess.Session.SignInFactor}
 	if e.must {
 		r.EnrolMethod = e.method
 	}
@@ -208,6 +208,9 @@ func (s *Service) StartSecondFactor(ctx context.Context, pendingToken, factor st
 	}
 	if !a.LockedAt.IsZero() {
 		return nil, apperr.New(apperr.AccountLocked, "This account is locked, so nobody can sign in to it. Contact support to unlock it.")
+	}
+	if pendingStale(&p, a) {
+		return nil, errPendingStale()
 	}
 	enrolled, err := s.enrolledFactors(ctx, p.AccountID)
 	if err != nil {
