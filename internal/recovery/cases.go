@@ -122,25 +122,42 @@ func (s *Service) checkNoActiveCase(ctx context.Context, q store.Queries, accoun
 }
 
 // limit counts one case opened from ip for the account and refuses it
-// over either limit.
-func (s *Service) limit(ctx context.Context, ip, accountID string) error {
+// over either limit. It returns the keys it counted, for unlimit. The
+// count comes first and the check after it, so parallel requests cannot
+// all slip under a limit.
+func (s *Service) limit(ctx context.Context, ip, accountID string) ([]string, error) {
+	var counted []string
 	for _, l := range []struct {
 		key string
 		max int64
 	}{{"recovery:open:ip:" + ip, ipLimit}, {"recovery:open:acct:" + accountID, accountLimit}} {
 		n, err := s.d.Counter.Incr(ctx, l.key, 1, limitWindow)
 		if err != nil {
-			return internal(err)
+			s.unlimit(ctx, counted)
+			return nil, internal(err)
 		}
+		counted = append(counted, l.key)
 		if n > l.max {
+			s.unlimit(ctx, counted)
 			retry := retryAfter(s.d.Clock.Now(), limitWindow)
 			e := apperr.Errorf(apperr.RateLimited,
 				"Too many recovery requests were opened from here recently. Try again in %s, or contact support.", humanHours(retry))
 			e.RetryAfter = retry
-			return e
+			return nil, e
 		}
 	}
-	return nil
+	return counted, nil
+}
+
+// unlimit takes back what limit counted, for an attempt that opened no
+// case (refused, or lost a race with another). A failure only leaves the
+// count one higher.
+func (s *Service) unlimit(ctx context.Context, keys []string) {
+	for _, k := range keys {
+		if _, err := s.d.Counter.Incr(context.WithoutCancel(ctx), k, -1, limitWindow); err != nil {
+			s.log.Warn("recovery: rate counter", "err", err)
+		}
+	}
 }
 
 // retryAfter is the time left in the counter's fixed window containing now.

@@ -126,9 +126,17 @@ func (s *Service) Open(ctx context.Context, proof Proof, answers Answers, docume
 	if err := s.checkNoActiveCase(ctx, s.d.Store, acct.ID); err != nil {
 		return Opened{}, err
 	}
-	if err := s.limit(ctx, c.IP, acct.ID); err != nil {
+	keys, err := s.limit(ctx, c.IP, acct.ID)
+	if err != nil {
 		return Opened{}, err
 	}
+	opened := false
+	defer func() {
+		if !opened {
+			// The limits count cases opened, not attempts that failed.
+			s.unlimit(ctx, keys)
+		}
+	}()
 
 	id, err := secrets.NewID(s.d.Rand)
 	if err != nil {
@@ -192,6 +200,7 @@ func (s *Service) Open(ctx context.Context, proof Proof, answers Answers, docume
 	if err != nil {
 		return Opened{}, internal(err)
 	}
+	opened = true
 	return Opened{Case: s.view(rc), StatusToken: statusToken}, nil
 }
 
