@@ -25,6 +25,8 @@ import (
 	"github.com/moat-dev/moat/internal/notify"
 	"github.com/moat-dev/moat/internal/password"
 	"github.com/moat-dev/moat/internal/ratelimit"
+	"github.com/moat-dev/moat/internal/recovery"
+	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store/sqlite"
 )
 
@@ -34,6 +36,7 @@ type env struct {
 	t      *testing.T
 	store  *sqlite.Store
 	svc    *account.Service
+	rec    *recovery.Service
 	clock  *clock.Fake
 	srv    *httptest.Server
 	origin string
@@ -67,12 +70,21 @@ func newEnv(t *testing.T, factors ...account.Factor) *env {
 	for _, f := range factors {
 		svc.RegisterFactor(f)
 	}
+	box, err := secrets.NewBox(bytes.Repeat([]byte{9}, 32), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recovery.New(recovery.Deps{
+		Store: st, Clock: clk, Rand: rand.Reader, Box: box, Mailer: mailer,
+		Audit: audit.New(clk), Counter: ratelimit.NewMemory(clk), Accounts: svc,
+	})
 	apiMux := http.NewServeMux()
-	api.New(api.Deps{Accounts: svc}).Register(apiMux)
+	api.New(api.Deps{Accounts: svc, Recovery: rec}).Register(apiMux)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", httpx.RequireJSON(apiMux))
 	h, err := httpx.Stack(mux, httpx.Options{
 		Logger: slog.New(slog.DiscardHandler), Rand: rand.Reader, PublicOrigin: origin, MaxBodyBytes: 1 << 20,
+		BodyLimits: map[string]int64{api.PathRecoveryCases: api.MaxRecoveryCaseBytes},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +92,7 @@ func newEnv(t *testing.T, factors ...account.Factor) *env {
 	srv.Config.Handler = h
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &env{t: t, store: st, svc: svc, clock: clk, srv: srv, origin: origin}
+	return &env{t: t, store: st, svc: svc, rec: rec, clock: clk, srv: srv, origin: origin}
 }
 
 type resp struct {

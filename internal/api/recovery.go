@@ -137,12 +137,13 @@ func decodeDocument(s string) ([]byte, error) {
 		return nil, apperr.Field(apperr.Invalid, "document_base64",
 			"The field \"document_base64\" is required: the identity document (JPEG, PNG or PDF), base64-encoded.")
 	}
-	if base64.RawStdEncoding.DecodedLen(len(strings.TrimRight(s, "="))) > recovery.MaxDocumentBytes {
+	raw := strings.TrimRight(s, "=")
+	if base64.RawStdEncoding.DecodedLen(len(raw)) > recovery.MaxDocumentBytes {
 		return nil, apperr.Field(apperr.TooLarge, "document_base64",
 			"The document is larger than 10 MB. Send a smaller photo or scan (JPEG, PNG or PDF).")
 	}
-	doc, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
-	if err != nil {
+	doc, err := base64.RawStdEncoding.DecodeString(raw)
+	if err != nil || len(doc) == 0 {
 		return nil, apperr.Field(apperr.Invalid, "document_base64",
 			"The field \"document_base64\" is not valid base64 (standard alphabet, as RFC 4648 section 4).")
 	}

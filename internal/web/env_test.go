@@ -26,6 +26,8 @@ import (
 	"github.com/moat-dev/moat/internal/notify"
 	"github.com/moat-dev/moat/internal/password"
 	"github.com/moat-dev/moat/internal/ratelimit"
+	"github.com/moat-dev/moat/internal/recovery"
+	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/store/sqlite"
 	"github.com/moat-dev/moat/internal/web"
@@ -37,6 +39,8 @@ import (
 type env struct {
 	t      *testing.T
 	store  *sqlite.Store
+	svc    *account.Service
+	rec    *recovery.Service
 	clock  *clock.Fake
 	srv    *httptest.Server
 	origin string
@@ -77,17 +81,26 @@ func newEnv(t *testing.T, secure bool, factors ...account.Factor) *env {
 	for _, f := range factors {
 		svc.RegisterFactor(f)
 	}
-	pages, err := web.New(web.Deps{Accounts: svc, Brand: "moat", Secure: secure, Dev: true, Clock: clk})
+	box, err := secrets.NewBox(bytes.Repeat([]byte{9}, 32), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recovery.New(recovery.Deps{
+		Store: st, Clock: clk, Rand: rand.Reader, Box: box, Mailer: mailer,
+		Audit: audit.New(clk), Counter: ratelimit.NewMemory(clk), Accounts: svc,
+	})
+	pages, err := web.New(web.Deps{Accounts: svc, Brand: "moat", Secure: secure, Dev: true, Clock: clk, Recovery: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	pages.Register(mux)
 	apiMux := http.NewServeMux()
-	api.New(api.Deps{Accounts: svc}).Register(apiMux)
+	api.New(api.Deps{Accounts: svc, Recovery: rec}).Register(apiMux)
 	mux.Handle("/api/", httpx.RequireJSON(apiMux))
 	h, err := httpx.Stack(mux, httpx.Options{
 		Logger: slog.New(slog.DiscardHandler), Rand: rand.Reader, PublicOrigin: origin, MaxBodyBytes: 1 << 20,
+		BodyLimits: map[string]int64{web.PathRecoveryNew: web.MaxRecoveryFormBytes, api.PathRecoveryCases: api.MaxRecoveryCaseBytes},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +112,7 @@ func newEnv(t *testing.T, secure bool, factors ...account.Factor) *env {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &env{t: t, store: st, clock: clk, srv: srv, origin: origin, secure: secure}
+	return &env{t: t, store: st, svc: svc, rec: rec, clock: clk, srv: srv, origin: origin, secure: secure}
 }
 
 // cookie names as the pages set them.
