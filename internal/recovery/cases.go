@@ -128,9 +128,9 @@ func (s *Service) checkNoActiveCase(ctx context.Context, q store.Queries, accoun
 func (s *Service) limit(ctx context.Context, ip, accountID string) ([]string, error) {
 	var counted []string
 	for _, l := range []struct {
-		key string
-		max int64
-	}{{"recovery:open:ip:" + ip, ipLimit}, {"recovery:open:acct:" + accountID, accountLimit}} {
+		key, from string
+		max       int64
+	}{{"recovery:open:ip:" + ip, "from this network", ipLimit}, {"recovery:open:acct:" + accountID, "for this account", accountLimit}} {
 		n, err := s.d.Counter.Incr(ctx, l.key, 1, limitWindow)
 		if err != nil {
 			s.unlimit(ctx, counted)
@@ -141,7 +141,7 @@ func (s *Service) limit(ctx context.Context, ip, accountID string) ([]string, er
 			s.unlimit(ctx, counted)
 			retry := retryAfter(s.d.Clock.Now(), limitWindow)
 			e := apperr.Errorf(apperr.RateLimited,
-				"Too many recovery requests were opened from here recently. Try again in %s, or contact support.", humanHours(retry))
+				"Too many recovery requests were opened %s recently. Try again in %s, or contact support.", l.from, humanHours(retry))
 			e.RetryAfter = retry
 			return nil, e
 		}

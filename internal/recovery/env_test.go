@@ -379,6 +379,7 @@ func TestOnPostgresAndRedis(t *testing.T) {
 		{"Answers", TestAnswers},
 		{"OneCasePerAccount", TestOneCasePerAccount},
 		{"PerIPLimit", TestPerIPLimit},
+		{"PerAccountLimit", TestPerAccountLimit},
 		{"FourEyes", TestFourEyes},
 		{"ConcurrentApprovals", TestConcurrentApprovals},
 		{"Reject", TestReject},

@@ -779,3 +779,31 @@ func TestDocumentSealed(t *testing.T) {
 	_, _, err = w.rec.Document(w.ctx, s1, "nope", w.web)
 	wantCode(t, err, apperr.NotFound)
 }
+
+// Opening and cancelling over and over (someone with the password
+// flooding the owner's inbox) stops after a few cases a day, whatever the
+// address.
+func TestPerAccountLimit(t *testing.T) {
+	w := newWorld(t)
+	p := w.user("jane@example.com", store.RoleUser)
+	for i := range 4 {
+		c := w.web
+		c.IP = fmt.Sprintf("198.51.100.%d", i+1)
+		w.clk.Advance(time.Minute) // so the newest e-mail is the newest
+		_, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, answers, pngDoc(t), c)
+		if i == 3 {
+			if ae := wantCode(t, err, apperr.RateLimited); !strings.Contains(ae.Message, "this account") {
+				t.Errorf("message %q", ae.Message)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.rec.CancelByLink(w.ctx, linkToken(t, w.lastMail(p.acct.Email, subjRequested).Body, recovery.PathCancel), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.clk.Advance(24 * time.Hour)
+	w.open(p)
+}
