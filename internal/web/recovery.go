@@ -6,6 +6,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/moat-dev/moat/internal/account"
@@ -120,13 +121,8 @@ func (h *Handler) recoveryFormData(token string, again bool) recoveryFormData {
 // form is shown, and shows the start page when there is none or it no
 // longer works.
 func (h *Handler) recoveryProofOK(w http.ResponseWriter, r *http.Request, resetToken string) bool {
-	var err error
-	switch pending := cookieValue(r, h.cookies.pending); {
-	case resetToken != "":
-		_, err = h.accounts.ResetLinkAccount(r.Context(), resetToken)
-	case pending != "":
-		_, err = h.accounts.PendingSecondFactorAccount(r.Context(), pending)
-	default:
+	err := h.checkRecoveryProof(r, resetToken)
+	if err == errNoProof {
 		h.recoveryStart(w, r, http.StatusOK, false, nil)
 		return false
 	}
@@ -149,9 +145,14 @@ func (h *Handler) recoveryStart(w http.ResponseWriter, r *http.Request, status i
 	case err != nil && viaReset:
 		d.Heading, d.Problem = "This password-reset link no longer works", true
 		d.Text = "Links work for 30 minutes and only until they are used or a newer one is sent. Ask for a new link below, then open the recovery form from the reset page."
-	case err != nil:
+	case err != nil && isTokenError(err):
 		d.Heading, d.Problem = "Your sign-in has expired", true
 		d.Text = "The recovery form needs a sign-in that has just passed the password step. Sign in again with your e-mail address and password, then choose \"open a recovery case\" on the second step."
+	case err != nil:
+		d.Heading, d.Problem, d.Text = "We cannot open the recovery form now", true, apperr.MessageOf(err)
+		if e, ok := apperr.As(err); ok && e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
+		}
 	}
 	h.render(w, r, status, "recovery_start", &page{Title: d.Heading, Data: d})
 }
@@ -166,6 +167,10 @@ type recoveryInput struct {
 	docTooBig bool
 	// fieldTooLong names a text field over maxRecoveryField.
 	fieldTooLong string
+	// admit decides whether to keep the document; asked is set once it was
+	// asked, refused when it said no.
+	admit          func(map[string]string) bool
+	asked, refused bool
 }
 
 // errNotMultipart is the form error for a body that is not the form.
@@ -174,11 +179,14 @@ var errNotMultipart = apperr.New(apperr.Invalid, "We could not read that form. R
 // readRecoveryForm streams the multipart body: each text field up to
 // maxRecoveryField bytes, the document up to MaxDocumentBytes+1 (the rest
 // of a longer one is read and dropped, within the body limit, so that the
-// browser receives the answer). It returns what it read so far with any
-// error: *http.MaxBytesError for a body over the limit, errNotMultipart
-// for a malformed one.
-func readRecoveryForm(r *http.Request) (recoveryInput, error) {
-	in := recoveryInput{values: map[string]string{}}
+// browser receives the answer). When the document part starts, admit is
+// asked with the fields read so far (the form puts the reset token first)
+// whether to keep it; if not, it is read and dropped, so that nobody
+// without a proof makes the server hold 10 MB. It returns what it read so
+// far with any error: *http.MaxBytesError for a body over the limit,
+// errNotMultipart for a malformed one.
+func readRecoveryForm(r *http.Request, admit func(values map[string]string) bool) (recoveryInput, error) {
+	in := recoveryInput{values: map[string]string{}, admit: admit}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return in, errNotMultipart
@@ -205,8 +213,14 @@ func (in *recoveryInput) readPart(part *multipart.Part) error {
 	name := part.FormName()
 	switch {
 	case name == "document":
-		if in.hasFile || in.docTooBig {
+		if in.asked {
 			return errNotMultipart // one document only
+		}
+		in.asked = true
+		if !in.admit(in.values) {
+			in.refused = true
+			_, err := io.Copy(io.Discard, part)
+			return err
 		}
 		data, err := io.ReadAll(io.LimitReader(part, recovery.MaxDocumentBytes+1))
 		if err != nil {
@@ -276,12 +290,22 @@ func (h *Handler) recoveryNew(w http.ResponseWriter, r *http.Request) {
 	// The server's limit for this path should be the same; this holds even
 	// when it is configured larger.
 	r.Body = http.MaxBytesReader(w, r.Body, MaxRecoveryFormBytes)
-	in, err := readRecoveryForm(r)
+	var proofErr error
+	in, err := readRecoveryForm(r, func(v map[string]string) bool {
+		proofErr = h.checkRecoveryProof(r, strings.TrimSpace(v["token"]))
+		return proofErr == nil
+	})
 	token := strings.TrimSpace(in.values["token"])
 	delete(in.values, "token")
+	if err == nil && !in.asked {
+		proofErr = h.checkRecoveryProof(r, token) // no document part
+	}
 	p := &page{Title: "Recover your account", Values: in.values, Data: h.recoveryFormData(token, true)}
 	var mb *http.MaxBytesError
 	switch {
+	case proofErr != nil:
+		h.recoveryStart(w, r, httpx.Status(proofErr), token != "", proofErr)
+		return
 	case errors.As(err, &mb):
 		h.formError(w, r, "recovery_new", p, apperr.Field(apperr.TooLarge, "document",
 			"The file is larger than 10 MB. Choose a smaller photo or scan (JPEG, PNG or PDF) and send the form again."), recoveryErrFields...)
@@ -290,14 +314,7 @@ func (h *Handler) recoveryNew(w http.ResponseWriter, r *http.Request) {
 		h.formError(w, r, "recovery_new", p, err, recoveryErrFields...)
 		return
 	}
-	proof := recovery.Proof{ResetToken: token}
-	if token == "" {
-		proof.PendingToken = cookieValue(r, h.cookies.pending)
-	}
-	if proof.ResetToken == "" && proof.PendingToken == "" {
-		h.recoveryStart(w, r, http.StatusBadRequest, false, errors.New("no proof"))
-		return
-	}
+	proof := h.recoveryProof(r, token)
 	// Problems the form can tell at once, before the service is asked.
 	switch {
 	case in.fieldTooLong != "":
@@ -314,14 +331,51 @@ func (h *Handler) recoveryNew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opened, err := h.recovery.Open(r.Context(), proof, in.answers(), in.document, h.client(r))
-	switch code := apperr.CodeOf(err); {
+	switch {
 	case err == nil:
 		see(w, r, statusLink(opened.StatusToken)+"&n=opened")
-	case code == apperr.TokenInvalid || code == apperr.TokenExpired || code == apperr.TokenUsed:
+	case isTokenError(err):
 		h.recoveryStart(w, r, httpx.Status(err), proof.ResetToken != "", err)
 	default:
 		h.formError(w, r, "recovery_new", p, err, recoveryErrFields...)
 	}
+}
+
+// recoveryProof is the proof a form submission brings: the reset token
+// it carries, else the pending sign-in cookie.
+func (h *Handler) recoveryProof(r *http.Request, resetToken string) recovery.Proof {
+	if resetToken != "" {
+		return recovery.Proof{ResetToken: resetToken}
+	}
+	return recovery.Proof{PendingToken: cookieValue(r, h.cookies.pending)}
+}
+
+// errNoProof: neither a pending sign-in nor a reset link.
+var errNoProof = apperr.New(apperr.TokenInvalid, "Start from the sign-in page or a password-reset link.")
+
+// checkRecoveryProof checks the proof before the document is read (the
+// service checks it again when it opens the case).
+func (h *Handler) checkRecoveryProof(r *http.Request, resetToken string) error {
+	var err error
+	switch proof := h.recoveryProof(r, resetToken); {
+	case proof.ResetToken != "":
+		_, err = h.accounts.ResetLinkAccount(r.Context(), proof.ResetToken)
+	case proof.PendingToken != "":
+		_, err = h.accounts.PendingSecondFactorAccount(r.Context(), proof.PendingToken)
+	default:
+		err = errNoProof
+	}
+	return err
+}
+
+// isTokenError reports whether err is about a link or sign-in token
+// (unknown, expired or used) rather than the input.
+func isTokenError(err error) bool {
+	switch apperr.CodeOf(err) {
+	case apperr.TokenInvalid, apperr.TokenExpired, apperr.TokenUsed:
+		return true
+	}
+	return false
 }
 
 // statusLink is the path of a case's status page.

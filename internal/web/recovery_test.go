@@ -511,3 +511,14 @@ func TestRecoveryFromResetLink(t *testing.T) {
 		t.Errorf("reset link after opening a case: %v", err)
 	}
 }
+
+// TestFactorPageLostFactorLinks: the second step offers a backup code (when
+// the account has them) and a recovery case.
+func TestFactorPageLostFactorLinks(t *testing.T) {
+	e := newEnv(t, false, fakeFactor{"totp", "424242"}, fakeFactor{"backup_code", "bk-1111"})
+	b := e.browser()
+	e.atSecondFactor(b, recoveryAddr)
+	r := b.get("/login/factor")
+	expect(t, r, 200, "")
+	contains(t, r, `Lost your second factor? <a href="/login/factor?method=backup_code">Use a backup code</a>, or <a href="/recovery/new">open a recovery case</a>.`)
+}
