@@ -29,6 +29,7 @@ const flashCookie = "moat_flash"
 type flashValue struct {
 	Kind    string    `json:"k"`
 	Codes   []string  `json:"c,omitempty"`
+	Until   time.Time `json:"u,omitzero"` // a password reset's hold
 	Expires time.Time `json:"e"`
 }
 

@@ -153,7 +153,7 @@ func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.accounts.VerifySecondFactor(r.Context(), pending, factor, response, h.client(r))
 	switch {
-	case err == nil && factor == methodBackup && res.Step == account.StepDone && res.Session != nil && !res.MustEnrol && h.mfa != nil:
+	case err == nil && res.SignInFactor == methodBackup && res.Step == account.StepDone && res.Session != nil && !res.MustEnrol && h.mfa != nil:
 		// Say how many codes are left and invite a new method: a backup
 		// code usually means a lost phone or key.
 		h.startSession(w, r, res.Session)

@@ -182,6 +182,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/settings/password", h.form(h.auth(h.changePassword)))
 	h.registerAPIKeys(mux)
 	h.registerMFA(mux)
+	h.registerReset(mux)
 	if h.recovery != nil {
 		h.registerRecovery(mux)
 	}
