@@ -42,7 +42,13 @@ type env struct {
 	clock *clock.Fake
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
+	t.Helper()
+	return newEnvClock(t, clock.NewFake(time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)), mutate...)
+}
+
+// newEnvClock is newEnv on clk: two nodes of one deployment share it.
+func newEnvClock(t *testing.T, clk *clock.Fake, mutate ...func(*config.Config)) *env {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -53,11 +59,13 @@ func newEnv(t *testing.T) *env {
 	// Device approval is tested elsewhere; here every sign-in is from a
 	// known device.
 	cfg.Security.DeviceApproval = false
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	clk := clock.NewFake(time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC))
 	s, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler), server.WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
