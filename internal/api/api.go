@@ -113,6 +113,7 @@ func (h *Handler) routes() []route {
 	}
 	rs = append(rs, h.apiKeyRoutes()...)
 	rs = append(rs, h.recoveryRoutes()...)
+	rs = append(rs, h.resetRoutes()...)
 	return append(rs, h.mfaRoutes()...)
 }
 
@@ -293,6 +294,11 @@ type signinResponse struct {
 	// any) before anything else; the platform requires one.
 	MustEnrol   bool   `json:"must_enrol,omitempty"`
 	EnrolMethod string `json:"enrol_method,omitempty"`
+	// SignInFactor (step done) is the factor that completed the sign-in;
+	// after "backup_code", BackupCodesRemaining says how many are left
+	// (tell the person, and invite them to set up a new method).
+	SignInFactor         string `json:"sign_in_factor,omitempty"`
+	BackupCodesRemaining *int   `json:"backup_codes_remaining,omitempty"`
 }
 
 func (h *Handler) writeStep(w http.ResponseWriter, r *http.Request, res *account.SignInResult) {
@@ -308,6 +314,7 @@ func (h *Handler) writeStep(w http.ResponseWriter, r *http.Request, res *account
 		out.ExpiresAt = res.Session.Session.ExpiresAt.UTC()
 		out.NewDevice = res.Session.NewDevice
 		out.MustEnrol, out.EnrolMethod = res.MustEnrol, res.EnrolMethod
+		out.SignInFactor, out.BackupCodesRemaining = res.SignInFactor, h.backupCodesLeft(r, res)
 	default:
 		out.PendingToken = res.PendingToken
 		out.Factors = res.Factors
