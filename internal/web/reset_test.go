@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -272,4 +273,51 @@ func TestResetPagesWithSecondFactor(t *testing.T) {
 	expect(t, r, 200, "")
 	contains(t, r, "Your password is reset")
 	expect(t, e.browser().post("/login", url.Values{"email": {"jane@example.com"}, "password": {fresh}}), 303, "")
+}
+
+var resetLinkRe = regexp.MustCompile(`/reset\?token=([A-Za-z0-9_\-]+)`)
+
+// Through the full server with the real 2FA service: an account whose
+// second factor is a phone gets the code sent from the reset page, and the
+// signed-in browser is signed out by the reset.
+func TestResetWithTextMessage(t *testing.T) {
+	s := newSite(t)
+	a := s.agent()
+	const email = "hedy@example.com"
+	s.signUp(a, email)
+	expect(t, a.post("/account/security/phone", url.Values{"phone": {"+44 20 7946 0958"}}), 200, "")
+	expect(t, a.post("/account/security/phone/confirm", url.Values{"code": {s.lastText(a)}}), 303, "/account/security/backup-codes?new=1")
+	s.shownCodes(a)
+
+	b := s.agent()
+	expect(t, b.post("/forgot", url.Values{"email": {email}}), 200, "")
+	m := resetLinkRe.FindStringSubmatch(s.mail(email, "Reset your moat password").Body)
+	if m == nil {
+		t.Fatal("no reset link")
+	}
+	tok := m[1]
+	r := b.get("/reset?token=" + tok)
+	expect(t, r, 200, "")
+	contains(t, r, "Get a code by text message", `action="/reset/sms"`, "method=backup_code", "/recovery/new?token="+tok)
+	if strings.Contains(r.body, `name="new_password"`) {
+		t.Error("the password field comes before the code is sent")
+	}
+	r = b.post("/reset/sms", url.Values{"token": {tok}})
+	expect(t, r, 200, "")
+	contains(t, r, "We sent a 6-digit code to", `name="new_password"`, `name="factor" value="sms"`, `name="sent_to"`, "Send a new code")
+	code := s.lastText(b)
+
+	const fresh = "copper-meadow-harbour-77"
+	r = b.post("/reset", url.Values{"token": {tok}, "new_password": {fresh}, "factor": {"sms"}, "response": {wrongDigits(code)}, "sent_to": {"+44 •••• 0958"}})
+	expect(t, r, 400, "")
+	contains(t, r, `id="response-error"`, "4 tries left", `name="sent_to"`)
+	r = b.post("/reset", url.Values{"token": {tok}, "new_password": {fresh}, "factor": {"sms"}, "response": {code}})
+	expect(t, r, 200, "")
+	contains(t, r, "Your password is reset", "Review your two-factor methods")
+
+	expect(t, a.get("/account"), 303, "/login?n=session-ended")
+	expect(t, a.post("/login", url.Values{"email": {email}, "password": {fresh}}), 303, "/login/factor")
+	if d := s.mail(email, "Your moat password was reset"); !strings.Contains(d.Body, "withdrawals are paused until") {
+		t.Errorf("reset-done e-mail:\n%s", d.Body)
+	}
 }
