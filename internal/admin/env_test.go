@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -40,6 +42,9 @@ type env struct {
 	srv   *server.Server
 	h     http.Handler
 	clock *clock.Fake
+	// caseIP is where openCase's requests come from: a fresh address per
+	// test, since the per-IP limit of a shared Redis outlives a run.
+	caseIP string
 }
 
 func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
@@ -71,7 +76,8 @@ func newEnvClock(t *testing.T, clk *clock.Fake, mutate ...func(*config.Config)) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return &env{t: t, srv: s, h: s.Handler(), clock: clk}
+	ip := fmt.Sprintf("2001:db8:%x:%x::7", rand.Uint32N(1<<16), rand.Uint32N(1<<16))
+	return &env{t: t, srv: s, h: s.Handler(), clock: clk, caseIP: ip}
 }
 
 // resp is a recorded response.
@@ -232,7 +238,7 @@ func (e *env) openCase(p *person) recovery.Opened {
 	}
 	o, err := e.srv.Recovery().Open(e.t.Context(), recovery.Proof{PendingToken: e.pending(p)},
 		recovery.Answers{AccountCreated: "2026-03", Devices: "Firefox on Linux", Note: "Lost my key on a train."},
-		tinyPNG, account.Client{IP: "198.51.100.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", Kind: "web"})
+		tinyPNG, account.Client{IP: e.caseIP, UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", Kind: "web"})
 	if err != nil {
 		e.t.Fatalf("open case: %v", err)
 	}

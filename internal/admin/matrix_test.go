@@ -40,3 +40,15 @@ func TestMatrix(t *testing.T) {
 		t.Error("an unknown action is allowed")
 	}
 }
+
+func TestBreakable(t *testing.T) {
+	for in, want := range map[string]string{
+		"recovery.document_viewed": "recovery.<wbr>document_<wbr>viewed",
+		"<script>.x":               "&lt;script&gt;.<wbr>x",
+		"":                         "",
+	} {
+		if got := string(breakable(in)); got != want {
+			t.Errorf("breakable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -241,7 +241,10 @@ type accountData struct {
 	HoldOn  bool
 	Cases   []recovery.CaseView
 	Audit   []store.AuditEvent
-	Self    bool
+	// Actors are the e-mail addresses of the staff accounts in the audit
+	// trail, by account ID.
+	Actors map[string]string
+	Self   bool
 }
 
 func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request, staff account.Principal) {
@@ -272,10 +275,33 @@ func (h *Handler) showAccount(w http.ResponseWriter, r *http.Request, staff acco
 		HoldOn:  a.SecurityHoldUntil.After(h.clock.Now()),
 		Cases:   cases,
 		Audit:   trail,
+		Actors:  h.actors(r, trail),
 		Self:    a.ID == staff.Account.ID,
 	}
 	h.render(w, r, status, "account", p)
 }
+
+// actors looks up the accounts that acted in the trail (staff), so the
+// page names them by e-mail. An actor that is not an account ("cli") or
+// cannot be read is left out, and the page shows the raw actor.
+func (h *Handler) actors(r *http.Request, trail []store.AuditEvent) map[string]string {
+	names := map[string]string{}
+	tried := map[string]bool{}
+	for _, ev := range trail {
+		id := ev.ActorID
+		if id == "" || tried[id] || len(tried) >= maxActorLookups {
+			continue
+		}
+		tried[id] = true
+		if a, err := h.accounts.GetUser(r.Context(), id); err == nil {
+			names[id] = a.Email
+		}
+	}
+	return names
+}
+
+// maxActorLookups bounds the accounts one page looks up for the trail.
+const maxActorLookups = 20
 
 func (h *Handler) lock(w http.ResponseWriter, r *http.Request, staff account.Principal) {
 	reason := strings.TrimSpace(r.PostForm.Get("reason"))

@@ -71,5 +71,5 @@ func TestConsoleOnTwoNodes(t *testing.T) {
 	if evs := b.audit(user.acct.ID, "account.unlocked"); len(evs) != 1 || evs[0].ActorID != ada.acct.ID {
 		t.Errorf("unlock audited as %+v", evs)
 	}
-	expect(t, b.get(acctURL, adaKey), http.StatusOK, opened.Case.Reference, "account.unlocked", "recovery.approved")
+	expect(t, b.get(acctURL, adaKey), http.StatusOK, opened.Case.Reference, `data-event="account.unlocked"`, `data-event="recovery.approved"`)
 }

@@ -86,6 +86,7 @@ var funcs = template.FuncMap{
 	"matchName":  matchName,
 	"matchBadge": matchBadge,
 	"auditData":  auditData,
+	"breakable":  breakable,
 	"caseURL":    func(id string) string { return Path + "/cases/" + id },
 	"accountURL": func(id string) string { return Path + "/accounts/" + id },
 }
@@ -226,6 +227,15 @@ func matchBadge(m recovery.Match) string {
 		return "badge badge--bad"
 	}
 	return "muted"
+}
+
+// breakable lets a dotted or underscored name ("recovery.document_viewed")
+// wrap after its dots and underscores only.
+func breakable(name string) template.HTML {
+	esc := template.HTMLEscapeString(name)
+	esc = strings.ReplaceAll(esc, ".", ".<wbr>")
+	esc = strings.ReplaceAll(esc, "_", "_<wbr>")
+	return template.HTML(esc)
 }
 
 // humanSize says "2.4 MB" for a byte count.

@@ -100,6 +100,7 @@ func TestBrowserRecoveryFullPath(t *testing.T) {
 	// in another tab, opened before he approves.
 	sam.open("/admin")
 	sam.sees("Recovery cases", reference, "0 of 2")
+	sam.screenshots("admin-queue")
 	sam.submit(`#cases a`, "")
 	casePath := strings.TrimPrefix(sam.location(), base)
 	if !strings.HasPrefix(casePath, "/admin/cases/") {
@@ -136,6 +137,10 @@ func TestBrowserRecoveryFullPath(t *testing.T) {
 	ada.sees("approved by two staff members", "Waiting period ends")
 	ursula.open(statusPath)
 	ursula.sees("Waiting period ends")
+	// The account page in the console shows the case and the audit trail.
+	ada.submit(`a[href^="/admin/accounts/"]`, "")
+	ada.sees("ursula@example.com", reference, "Audit trail", "recovery.approved")
+	ada.screenshots("admin-account")
 
 	// The waiting period passes without Ursula cancelling; the timer runs.
 	clk.Advance(72*time.Hour + time.Minute)
