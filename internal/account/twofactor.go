@@ -162,6 +162,17 @@ func (s *Service) mustEnrol(ctx context.Context, a store.Account) (enrolment, er
 	return enrolment{must: must, method: method}, nil
 }
 
+// NeedsEnrolment reports whether the platform requires acct to enrol a
+// second factor before anything else, and which method ("" for any), as
+// the enrolment policy the service was built with says: adapters gate
+// their pages with it, so every policy the server combines (mandatory 2FA,
+// staff security keys, an account just recovered) applies to them too,
+// not only at sign-in.
+func (s *Service) NeedsEnrolment(ctx context.Context, acct store.Account) (bool, string, error) {
+	e, err := s.mustEnrol(ctx, acct)
+	return e.must, e.method, err
+}
+
 // done is the result of a sign-in that issued sess.
 func (e enrolment) done(sess *IssuedSession) *SignInResult {
 	r := &SignInResult{Step: StepDone, Session: sess, MustEnrol: e.must, SignInFactor: sess.Session.SignInFactor}

@@ -369,7 +369,7 @@ func (h *Handler) mfaMethods(w http.ResponseWriter, r *http.Request, p account.P
 		h.fail(w, r, stepUp)
 		return
 	}
-	must, method, err := h.mfa.NeedsEnrolment(ctx, p.Account)
+	must, method, err := h.accounts.NeedsEnrolment(ctx, p.Account)
 	if err != nil {
 		h.fail(w, r, err)
 		return

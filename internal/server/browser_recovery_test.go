@@ -155,6 +155,11 @@ func TestBrowserRecoveryFullPath(t *testing.T) {
 	// second factor first.
 	ursula.signInTo("/account/security")
 	ursula.sees("Set up a method below before you continue")
+	// Every other page sends her back until she has one.
+	for _, path := range []string{"/account", "/account/sessions", "/security/apikeys"} {
+		ursula.open(path)
+		ursula.at("/account/security")
+	}
 	newSecret := ursula.enrolApp(code)
 	if newSecret == secret {
 		t.Error("the new authenticator app has the lost one's secret")

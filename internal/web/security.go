@@ -122,7 +122,7 @@ func (h *Handler) mustEnrolFirst(w http.ResponseWriter, r *http.Request, p accou
 	if h.mfa == nil || strings.HasPrefix(r.URL.Path, PathSecurity) || strings.HasPrefix(r.URL.Path, PathStepUp) {
 		return false
 	}
-	must, _, err := h.mfa.NeedsEnrolment(r.Context(), p.Account)
+	must, _, err := h.accounts.NeedsEnrolment(r.Context(), p.Account)
 	if err != nil || !must {
 		// An error here must not lock the owner out of their pages; the
 		// sign-in already asked the same question.
@@ -216,7 +216,7 @@ func (h *Handler) showSecurity(w http.ResponseWriter, r *http.Request, pr accoun
 		h.fail(w, r, "Security", err)
 		return
 	}
-	must, method, err := h.mfa.NeedsEnrolment(ctx, pr.Account)
+	must, method, err := h.accounts.NeedsEnrolment(ctx, pr.Account)
 	if err != nil {
 		h.fail(w, r, "Security", err)
 		return
