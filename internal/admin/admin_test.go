@@ -131,6 +131,23 @@ func TestAccountActions(t *testing.T) {
 		t.Errorf("no session event with actor %s in %+v", sam.acct.ID, evs)
 	}
 
+	// Staff accounts: support may not lock or sign out another staff
+	// member (or an admin); an admin may.
+	tess, _ := e.staff("tess@example.com", store.RoleSupport)
+	for _, target := range []*person{ada, tess} {
+		u := "/admin/accounts/" + target.acct.ID
+		expect(t, e.post(u+"/lock", samKey, url.Values{"reason": {"x"}}), http.StatusForbidden, "Only admins can act on staff accounts")
+		expect(t, e.post(u+"/revoke-sessions", samKey, nil), http.StatusForbidden, "Only admins can act on staff accounts")
+		if !e.account(target.acct.ID).LockedAt.IsZero() || len(e.audit(target.acct.ID, "account.locked")) != 0 {
+			t.Fatalf("support locked staff account %s", target.acct.Email)
+		}
+	}
+	expectRedirect(t, e.post("/admin/accounts/"+tess.acct.ID+"/lock", adaKey, url.Values{"reason": {"left the company"}}),
+		"/admin/accounts/"+tess.acct.ID+"?n=locked")
+	if e.account(tess.acct.ID).LockedAt.IsZero() {
+		t.Error("an admin could not lock a support account")
+	}
+
 	// Unknown accounts.
 	expect(t, e.get("/admin/accounts/nope", samKey), http.StatusNotFound)
 	expect(t, e.post("/admin/accounts/nope/lock", samKey, url.Values{"reason": {"x"}}), http.StatusNotFound)

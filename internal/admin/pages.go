@@ -337,6 +337,18 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request, staff ac
 		h.fail(w, r, &staff.Account, "Account", err)
 		return
 	}
+	if isStaff(a.Role) && staff.Account.Role != store.RoleAdmin {
+		// A staff account is someone's key to the console: only an admin
+		// may lock one or sign it out, so a single support agent cannot
+		// take the reviewers of their own cases out of the way.
+		h.log.WarnContext(r.Context(), "admin: support acting on a staff account refused",
+			"staff", staff.Account.ID, "target", a.ID, "path", r.URL.Path)
+		h.render(w, r, http.StatusForbidden, "message", &page{Title: "Not allowed", Staff: &staff.Account, Data: messageData{
+			Heading: "Only admins can act on staff accounts", Problem: true,
+			Text: "This account belongs to a staff member. Nothing was changed. Ask an admin if it needs doing.",
+		}})
+		return
+	}
 	if err := do(a); err != nil {
 		status := httpx.Status(err)
 		if status >= 500 {
