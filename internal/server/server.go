@@ -246,6 +246,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		Dev:            cfg.Dev,
 		MFA:            s.mfa.svc,
 		FlashKey:       pageFlashKey,
+		PublicOrigin:   cfg.Origin(),
 		APIKeys:        s.keys.svc,
 		KeyStepUp:      s.keys.stepUp,
 		Recovery:       s.recovery,

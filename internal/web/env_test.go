@@ -89,7 +89,7 @@ func newEnv(t *testing.T, secure bool, factors ...account.Factor) *env {
 		Store: st, Clock: clk, Rand: rand.Reader, Box: box, Mailer: mailer,
 		Audit: audit.New(clk), Counter: ratelimit.NewMemory(clk), Accounts: svc,
 	})
-	pages, err := web.New(web.Deps{Accounts: svc, Brand: "moat", Secure: secure, Dev: true, Clock: clk, Recovery: rec})
+	pages, err := web.New(web.Deps{Accounts: svc, Brand: "moat", Secure: secure, Dev: true, Clock: clk, Recovery: rec, PublicOrigin: origin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -383,9 +383,12 @@ func statusLink(token string) string {
 	return pathRecoveryStatus + "?" + url.Values{"token": {token}}.Encode()
 }
 
-// origin is the scheme and host this request reached, for showing a full
-// link to copy.
+// origin is the public origin, for showing a full link to copy; without
+// one configured, the scheme and host this request reached.
 func (h *Handler) origin(r *http.Request) string {
+	if h.publicOrigin != "" {
+		return h.publicOrigin
+	}
 	scheme := "http"
 	if h.secure || r.TLS != nil {
 		scheme = "https"

@@ -522,3 +522,21 @@ func TestFactorPageLostFactorLinks(t *testing.T) {
 	expect(t, r, 200, "")
 	contains(t, r, `Lost your second factor? <a href="/login/factor?method=backup_code">Use a backup code</a>, or <a href="/recovery/new">open a recovery case</a>.`)
 }
+
+// TestRecoveryStatusLinkUsesPublicOrigin: the full status link the person
+// is told to keep is built from the configured public origin, not from the
+// request's Host header (which a proxy may rewrite or a client may forge).
+func TestRecoveryStatusLinkUsesPublicOrigin(t *testing.T) {
+	e := newEnv(t, false, fakeFactor{"totp", "424242"})
+	b := e.browser()
+	e.atSecondFactor(b, recoveryAddr)
+	tok := e.openCase(b)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/recovery/status?token="+tok+"&n=opened", nil)
+	req.Host = "evil.example"
+	r := b.do(req)
+	expect(t, r, 200, "")
+	contains(t, r, html.EscapeString(e.origin+"/recovery/status?token="+tok))
+	if strings.Contains(r.body, "evil.example") {
+		t.Error("the status link uses the request's Host")
+	}
+}

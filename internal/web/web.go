@@ -73,6 +73,10 @@ type Deps struct {
 	// next through the browser; empty means a random key of this process.
 	MFA      *mfa.Service
 	FlashKey []byte
+	// PublicOrigin ("https://id.example.com") is where people reach moat;
+	// full links shown on pages (a recovery case's status link) use it.
+	// Empty falls back to the scheme and Host of the request.
+	PublicOrigin string
 	// Recovery, when set, serves the recovery-case pages (recovery.go) and
 	// the second-factor page links to them.
 	Recovery *recovery.Service
@@ -99,6 +103,8 @@ type Handler struct {
 	mfa   *mfa.Service // nil: no 2FA pages
 	flash *secrets.Box
 
+	publicOrigin string
+
 	recovery *recovery.Service // nil: no recovery-case pages
 }
 
@@ -117,6 +123,8 @@ func New(d Deps) (*Handler, error) {
 		clock:    d.Clock,
 		cookies:  newCookieNames(d.Secure),
 		recovery: d.Recovery,
+
+		publicOrigin: strings.TrimSuffix(d.PublicOrigin, "/"),
 	}
 	if h.brand == "" {
 		h.brand = "moat"
