@@ -65,6 +65,10 @@ type MailerConfig struct {
 	// From is the address e-mail is sent from, named in the footer so
 	// people can tell real messages from fakes. Optional.
 	From string
+	// Box, when set, seals every body in the outbox (seal.go); give the
+	// Worker (WorkerOptions.Box) and anything else that reads the outbox
+	// the same Box. Nil stores bodies in plain text (tests).
+	Box *secrets.Box
 }
 
 // Mailer renders e-mails and writes them to the outbox.
@@ -74,6 +78,7 @@ type Mailer struct {
 	from   string
 	clock  clock.Clock
 	rand   io.Reader
+	box    *secrets.Box
 	tmpls  map[string]parsedTemplate
 }
 
@@ -105,7 +110,7 @@ func NewMailer(cfg MailerConfig, clk clock.Clock, rand io.Reader) (*Mailer, erro
 			return nil, fmt.Errorf("notify: from address: %w", err)
 		}
 	}
-	m := &Mailer{brand: brand, origin: origin, from: cfg.From, clock: clk, rand: rand,
+	m := &Mailer{brand: brand, origin: origin, from: cfg.From, clock: clk, rand: rand, box: cfg.Box,
 		tmpls: make(map[string]parsedTemplate, len(templateSpecs))}
 	for name, spec := range templateSpecs {
 		subj, err := template.New(name + ".subject").Option("missingkey=error").Parse(spec.subject)
@@ -177,6 +182,9 @@ func (m *Mailer) Enqueue(ctx context.Context, q store.Queries, e Email) error {
 	id, err := secrets.NewID(m.rand)
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
+	}
+	if body, err = sealBody(m.box, id, body); err != nil {
+		return fmt.Errorf("notify: seal %s: %w", e.Template, err)
 	}
 	now := m.clock.Now().UTC().Truncate(time.Microsecond)
 	err = q.EnqueueOutbox(ctx, store.OutboxMessage{

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/clock"
+	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
 )
 
@@ -27,6 +28,9 @@ type WorkerOptions struct {
 	// Backoff is the wait before retrying after the given number of failed
 	// attempts (1 after the first failure). Default DefaultBackoff.
 	Backoff func(attempt int) time.Duration
+	// Box opens bodies the Mailer sealed (MailerConfig.Box). A sealed body
+	// the worker cannot open is never sent: the message fails for good.
+	Box *secrets.Box
 }
 
 // DefaultBackoff doubles from 30 seconds after the first failure (30s, 1m,
@@ -123,10 +127,14 @@ func (w *Worker) runOnce(ctx context.Context) (sent, claimed int, err error) {
 // the message was sent, and an error only when recording failed.
 func (w *Worker) deliver(ctx context.Context, m store.OutboxMessage) (bool, error) {
 	var sendErr error
-	if s := w.senders[m.Channel]; s != nil {
-		sendErr = s.Send(ctx, m)
-	} else {
+	s := w.senders[m.Channel]
+	switch open, err := OpenBody(w.opts.Box, m); {
+	case err != nil:
+		sendErr = &PermanentError{Err: err}
+	case s == nil:
 		sendErr = errNoSender
+	default:
+		sendErr = s.Send(ctx, open)
 	}
 	if sendErr == nil {
 		if err := w.store.MarkOutboxSent(ctx, m.ID, w.now()); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"regexp"
@@ -8,7 +9,6 @@ import (
 
 	"github.com/moat-dev/moat/internal/httpx"
 	"github.com/moat-dev/moat/internal/mfa/sms"
-	"github.com/moat-dev/moat/internal/notify"
 	"github.com/moat-dev/moat/internal/store"
 )
 
@@ -23,9 +23,9 @@ const mailboxLimit = 50
 // Text messages (SMS codes) of development mode are listed too, clearly
 // apart: texts returns them newest first (nil when SMS goes to a real
 // provider or is off).
-func devMailbox(st store.Store, brand string, texts func() []sms.Message) http.Handler {
+func devMailbox(mail func(ctx context.Context, limit int) ([]store.OutboxMessage, error), brand string, texts func() []sms.Message) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		msgs, err := st.ListOutbox(r.Context(), notify.ChannelEmail, mailboxLimit)
+		msgs, err := mail(r.Context(), mailboxLimit)
 		if err != nil {
 			httpx.WriteError(w, r, err)
 			return

@@ -76,6 +76,7 @@ type Server struct {
 	keys     *apiKeys // API keys and the signed API (apikeys.go)
 	recovery *recovery.Service
 	worker   *notify.Worker
+	box      *secrets.Box // seals outbox bodies (and other secrets) at rest
 	registry *prometheus.Registry
 	handler  http.Handler
 
@@ -125,6 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, err
 	}
+	s.box = box
 	codeKey, err := hkdf.Key(sha256.New, masterKey, nil, codeKeyInfo, 32)
 	if err != nil {
 		return nil, fmt.Errorf("derive code key: %w", err)
@@ -148,6 +150,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	// outbox).
 	mailer, err := notify.NewMailer(notify.MailerConfig{
 		Brand: cfg.Brand, PublicOrigin: cfg.Origin(), From: cfg.SMTP.From,
+		// Bodies are sealed at rest: each carries a live link or code.
+		Box: box,
 	}, o.clock, o.rand)
 	if err != nil {
 		return nil, err
@@ -160,7 +164,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		}
 	}
 	s.worker = notify.NewWorker(s.store, map[string]notify.Sender{notify.ChannelEmail: sender},
-		o.clock, logger.With("component", "outbox"), notify.WorkerOptions{})
+		o.clock, logger.With("component", "outbox"), notify.WorkerOptions{Box: box})
 
 	// Audit log and counters (Redis when configured, so every node sees the
 	// same throttling counts).
@@ -302,7 +306,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	if cfg.Dev {
-		mux.Handle("GET /dev/mailbox", devMailbox(s.store, cfg.Brand, s.mfa.devSMSMessages))
+		mux.Handle("GET /dev/mailbox", devMailbox(s.Mail, cfg.Brand, s.mfa.devSMSMessages))
 	}
 
 	h, err := httpx.Stack(kickOutbox(mux, s.worker), httpx.Options{
@@ -404,6 +408,23 @@ func (s *Server) Accounts() *account.Service { return s.accounts }
 
 // Store is the open store.
 func (s *Server) Store() store.Store { return s.store }
+
+// Mail returns the newest e-mails of the outbox (at most limit), newest
+// first, with their bodies opened: what the development mailbox shows, and
+// how tests read the links moat sends. A body that cannot be opened is
+// shown as such, not returned as ciphertext.
+func (s *Server) Mail(ctx context.Context, limit int) ([]store.OutboxMessage, error) {
+	msgs, err := s.store.ListOutbox(ctx, notify.ChannelEmail, limit)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range msgs {
+		if msgs[i], err = notify.OpenBody(s.box, m); err != nil {
+			msgs[i].Body = "(this message cannot be opened with the current encryption key)"
+		}
+	}
+	return msgs, nil
+}
 
 // Registry is the Prometheus registry /metrics serves.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }

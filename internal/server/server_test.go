@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -464,5 +465,52 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	}
 	if resp := b.do(t, "GET", "/readyz", "", nil); resp.StatusCode != 200 {
 		t.Errorf("readyz on B: %d", resp.StatusCode)
+	}
+}
+
+// TestOutboxSealedAtRest: a password-reset e-mail's link works (the dev
+// mailbox opens the sealed body), but nothing of it is in the database
+// file: whoever reads a copy of the database cannot reset a password.
+func TestOutboxSealedAtRest(t *testing.T) {
+	cfg := testConfig(t)
+	ts := start(t, cfg)
+	const email = "sealed@example.com"
+	if _, err := ts.Accounts().CreateConfirmedUser(t.Context(), email, testPassword, store.RoleUser, "test"); err != nil {
+		t.Fatal(err)
+	}
+	resp := ts.do(t, "POST", "/api/v1/password/forgot", `{"email":"`+email+`"}`, jsonCT)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("forgot: %d %s", resp.StatusCode, readBody(t, resp))
+	}
+	page := readBody(t, ts.do(t, "GET", "/dev/mailbox", "", nil))
+	m := regexp.MustCompile(`/reset\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no reset link in the mailbox:\n%s", page)
+	}
+	token := m[1]
+
+	// Every byte SQLite holds: the database file and its write-ahead log.
+	var raw []byte
+	for _, name := range []string{"moat.db", "moat.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(cfg.DataDir, name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		raw = append(raw, b...)
+	}
+	if len(raw) == 0 {
+		t.Fatal("found no database file to inspect")
+	}
+	if bytes.Contains(raw, []byte(token)) || bytes.Contains(raw, []byte("/reset?token=")) {
+		t.Fatal("the reset link is stored in plain text")
+	}
+	if !bytes.Contains(raw, []byte(email)) {
+		t.Fatal("the recipient is not in the file either: the test reads the wrong file")
+	}
+
+	// The link still works.
+	resp = ts.do(t, "POST", "/api/v1/password/reset/check", `{"token":"`+token+`"}`, jsonCT)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reset/check: %d %s", resp.StatusCode, readBody(t, resp))
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/moat-dev/moat/internal/clock"
 	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/mfa/totp"
-	"github.com/moat-dev/moat/internal/notify"
 	"github.com/moat-dev/moat/internal/server"
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/store/postgres/pgtest"
@@ -123,7 +122,7 @@ func (a *agent) setCookie(name, value string) {
 
 func (s *site) mails(to string) []store.OutboxMessage {
 	s.t.Helper()
-	msgs, err := s.srv.Store().ListOutbox(s.t.Context(), notify.ChannelEmail, 200)
+	msgs, err := s.srv.Mail(s.t.Context(), 200)
 	if err != nil {
 		s.t.Fatal(err)
 	}
