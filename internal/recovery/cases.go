@@ -24,6 +24,7 @@ const (
 	EventReminded       = "recovery.reminded"
 	EventCompleted      = "recovery.completed"
 	EventDocumentViewed = "recovery.document_viewed"
+	EventCaseViewed     = "recovery.case_viewed"
 )
 
 // Limits on opening cases: per client IP and per account, in a window.

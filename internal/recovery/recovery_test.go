@@ -725,6 +725,12 @@ func TestReview(t *testing.T) {
 	check(recovery.Answers{AccountCreated: "2030-03"},
 		map[string]recovery.Match{month: recovery.MatchYes, device: recovery.MatchNoAnswer, key: recovery.MatchNoAnswer})
 
+	// Every review is on the record with who read it (three cases, one
+	// review each).
+	if evs := w.auditEvents(p.acct.ID, recovery.EventCaseViewed); len(evs) != 3 || evs[0].ActorID != s1.Account.ID {
+		t.Errorf("case views audited as %+v, want 3 by %s", evs, s1.Account.ID)
+	}
+
 	_, err := w.rec.Review(w.ctx, s1, "nope")
 	wantCode(t, err, apperr.NotFound)
 	qs, err := w.rec.Queue(w.ctx, s1, []store.RecoveryState{store.RecoveryRejected})

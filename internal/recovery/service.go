@@ -326,6 +326,15 @@ func (s *Service) Review(ctx context.Context, staff account.Principal, caseID st
 	if err != nil {
 		return Review{}, internal(err)
 	}
+	// Reading someone's identity answers is a staff action like any other:
+	// on the record, with who read them, before they are shown.
+	if err := s.record(ctx, s.d.Store, audit.Event{
+		Type: EventCaseViewed, AccountID: rc.AccountID, ActorID: staff.Account.ID,
+		IP: staff.Session.IP, UserAgent: staff.Session.UserAgent,
+		Data: map[string]any{"case": rc.ID, "reference": rc.Reference},
+	}); err != nil {
+		return Review{}, internal(err)
+	}
 	return Review{
 		Case: s.view(rc), AccountEmail: acct.Email, Comparisons: cmp, Note: a.Note,
 		DocumentType: rc.DocumentType, DocumentSize: rc.DocumentSize, IP: rc.IP, UserAgent: rc.UserAgent,
