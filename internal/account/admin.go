@@ -35,11 +35,11 @@ func (s *Service) CreateConfirmedUser(ctx context.Context, email, password strin
 	}
 	hash, err := s.hasher.Hash(password)
 	if err != nil {
-		return store.Account{}, internal(err)
+		return store.Account{}, apperr.Wrap(err)
 	}
 	id, err := secrets.NewID(s.rand)
 	if err != nil {
-		return store.Account{}, internal(err)
+		return store.Account{}, apperr.Wrap(err)
 	}
 	now := s.now()
 	a := store.Account{ID: id, Email: e, PasswordHash: hash, Role: role, EmailConfirmedAt: now, CreatedAt: now, UpdatedAt: now}
@@ -53,7 +53,7 @@ func (s *Service) CreateConfirmedUser(ctx context.Context, email, password strin
 		return store.Account{}, apperr.Field(apperr.Conflict, "email", "An account with this e-mail address exists already.")
 	}
 	if err != nil {
-		return store.Account{}, internal(err)
+		return store.Account{}, apperr.Wrap(err)
 	}
 	return a, nil
 }
@@ -67,7 +67,7 @@ func (s *Service) ListUsers(ctx context.Context, opt store.ListAccountsOptions) 
 	opt.Limit = min(opt.Limit, 1000)
 	list, err := s.store.ListAccounts(ctx, opt)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	return list, nil
 }
@@ -98,7 +98,7 @@ func (s *Service) Lock(ctx context.Context, email, reason, actor string) error {
 		return s.recordActor(ctx, tx, "account.locked", a.ID, actor, map[string]any{"reason": reason, "sessions_revoked": n})
 	})
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.cache.dropAccount(a.ID)
 	s.locked(a.ID)
@@ -123,7 +123,7 @@ func (s *Service) Unlock(ctx context.Context, email, actor string) error {
 		return s.recordActor(ctx, tx, "account.unlocked", a.ID, actor, nil)
 	})
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.cache.dropAccount(a.ID)
 	return s.clearAccount(ctx, a.Email)
@@ -139,7 +139,7 @@ func (s *Service) accountByEmail(ctx context.Context, email string) (store.Accou
 		return a, apperr.Field(apperr.NotFound, "email", "There is no account with this e-mail address.")
 	}
 	if err != nil {
-		return a, internal(err)
+		return a, apperr.Wrap(err)
 	}
 	return a, nil
 }
@@ -151,7 +151,7 @@ func (s *Service) recordActor(ctx context.Context, q store.Queries, typ, account
 	}
 	_, err := s.audit.Append(ctx, q, audit.Event{Type: typ, AccountID: accountID, ActorID: actor, Data: data})
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	return nil
 }

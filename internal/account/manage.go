@@ -27,7 +27,7 @@ func (s *Service) SignOut(ctx context.Context, sessionToken string, c Client) er
 		return nil
 	}
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	defer s.cache.dropSession(sess.AccountID, sess.ID)
 	if !sess.RevokedAt.IsZero() {
@@ -44,7 +44,7 @@ func (s *Service) SignOut(ctx context.Context, sessionToken string, c Client) er
 	if errors.Is(err, store.ErrNotFound) { // signed out concurrently
 		return nil
 	}
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // Sessions lists the account's live sessions, newest first, the current
@@ -53,7 +53,7 @@ func (s *Service) Sessions(ctx context.Context, p Principal) ([]SessionView, err
 	now := s.now()
 	list, err := s.store.ListSessions(ctx, p.Account.ID, now)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	names, err := s.deviceNames(ctx, p.Account.ID)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *Service) Sessions(ctx context.Context, p Principal) ([]SessionView, err
 func (s *Service) deviceNames(ctx context.Context, accountID string) (map[string]string, error) {
 	devs, err := s.store.ListDevices(ctx, accountID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	m := make(map[string]string, len(devs))
 	for _, d := range devs {
@@ -105,7 +105,7 @@ func (s *Service) RevokeSession(ctx context.Context, p Principal, sessionID stri
 		return apperr.New(apperr.NotFound, "There is no such session among yours: it may have ended already.")
 	}
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.cache.dropSession(p.Account.ID, sessionID)
 	return nil
@@ -124,7 +124,7 @@ func (s *Service) RevokeOtherSessions(ctx context.Context, p Principal, c Client
 		return s.record(ctx, tx, "session.revoked_others", p.Account, c, p.Session.DeviceID, map[string]any{"count": n})
 	})
 	if err != nil {
-		return 0, internal(err)
+		return 0, apperr.Wrap(err)
 	}
 	s.cache.dropAccount(p.Account.ID)
 	return n, nil
@@ -135,7 +135,7 @@ func (s *Service) RevokeOtherSessions(ctx context.Context, p Principal, c Client
 func (s *Service) Devices(ctx context.Context, p Principal) ([]DeviceView, error) {
 	devs, err := s.store.ListDevices(ctx, p.Account.ID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	out := make([]DeviceView, len(devs))
 	for i, d := range devs {
@@ -161,7 +161,7 @@ func (s *Service) RecentActivity(ctx context.Context, p Principal, limit int) ([
 	limit = min(limit, 100)
 	evs, err := s.store.ListAudit(ctx, store.AuditFilter{AccountID: p.Account.ID, Desc: true, Limit: activityScan})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	out := make([]Activity, 0, limit)
 	for _, ev := range evs {
@@ -256,7 +256,7 @@ func (s *Service) SecureAccount(ctx context.Context, linkToken string, c Client)
 		return s.record(ctx, tx, "account.secured", a, c, "", map[string]any{"sessions_revoked": n})
 	})
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.cache.dropAccount(accountID)
 	s.locked(accountID)
@@ -296,7 +296,7 @@ func (s *Service) SetAntiPhishingCode(ctx context.Context, p Principal, code str
 		return s.record(ctx, tx, "anti_phishing.set", a, c, p.Session.DeviceID, nil)
 	})
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.cache.dropAccount(p.Account.ID)
 	return nil
@@ -340,7 +340,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	key := "pwchange:" + p.Account.ID
 	n, err := s.counter.Count(ctx, key, s.cfg.ThrottleWindow)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	now := s.now()
 	if n >= passwordChangeLimit {
@@ -350,7 +350,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	}
 	a, err := s.store.GetAccount(ctx, p.Account.ID)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	ok := false
 	if len(current) <= maxPasswordBytes {
@@ -361,7 +361,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	}
 	if !ok {
 		if _, err := s.counter.Incr(ctx, key, 1, s.cfg.ThrottleWindow); err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		return apperr.Field(apperr.BadCredential, "current_password", "That is not your current password. Check it and try again.")
 	}
@@ -376,7 +376,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	}
 	hash, err := s.hasher.Hash(next)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	err = s.store.InTx(ctx, func(tx store.Queries) error {
 		a, err := tx.UpdateAccount(ctx, a.ID, func(a *store.Account) error {
@@ -403,14 +403,14 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 			return err
 		}
 		if err := s.mail(ctx, tx, a, notify.TemplatePasswordChanged, map[string]string{
-			"Time": mailTime(now), "IP": orUnknown(c.IP), "SecureLink": link,
+			"Time": notify.Time(now), "IP": notify.OrUnknown(c.IP), "SecureLink": link,
 		}); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, "password.changed", a, c, p.Session.DeviceID, map[string]any{"sessions_revoked": revoked})
 	})
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.cache.dropAccount(a.ID)
 	if err := s.counter.Reset(ctx, key, s.cfg.ThrottleWindow); err != nil {

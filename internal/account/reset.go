@@ -110,13 +110,13 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string, c Clie
 			return err
 		}
 		if err := s.mail(ctx, tx, a, notify.TemplatePasswordReset, map[string]string{
-			"Link": s.mailer.Link(PathResetPassword, tok), "Time": mailTime(now), "IP": orUnknown(c.IP),
+			"Link": s.mailer.Link(PathResetPassword, tok), "Time": notify.Time(now), "IP": notify.OrUnknown(c.IP),
 		}); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, "password.reset_requested", a, c, "", nil)
 	})
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // checkResetIP counts a reset request from ip and refuses it past the
@@ -127,7 +127,7 @@ func (s *Service) checkResetIP(ctx context.Context, ip string, now time.Time) er
 	}
 	n, err := s.counter.Incr(ctx, "reset-ip:"+ip, 1, s.cfg.ThrottleWindow)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	if n <= int64(s.cfg.IPLimit) {
 		return nil
@@ -236,7 +236,7 @@ func resetLinkError(err error) error {
 		return apperr.New(apperr.TokenUsed,
 			"This password-reset link was already used; each link works once. If you reset your password, sign in with the new one; otherwise ask for a new link.")
 	}
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 func errResetVoided() error {
@@ -285,7 +285,7 @@ func (s *Service) StartResetFactor(ctx context.Context, token, factor string, c 
 	}
 	enrolled, err := s.enrolledFactors(ctx, l.account.ID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	f := s.factor(factor)
 	if f == nil || !contains(enrolled, factor) {
@@ -293,7 +293,7 @@ func (s *Service) StartResetFactor(ctx context.Context, token, factor string, c 
 	}
 	n, err := s.counter.Incr(ctx, l.counterKey("challenge"), 1, l.window())
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if n > maxChallenges {
 		return nil, &apperr.Error{Code: apperr.RateLimited, RetryAfter: l.token.ExpiresAt.Sub(now),
@@ -304,11 +304,11 @@ func (s *Service) StartResetFactor(ctx context.Context, token, factor string, c 
 	}
 	ch, err := s.challenges(ctx, f, l.account.ID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if ch != nil {
 		if err := s.record(ctx, s.store, "password.reset_challenge", l.account, c, "", map[string]any{"factor": factor}); err != nil {
-			return nil, internal(err)
+			return nil, apperr.Wrap(err)
 		}
 	}
 	return ch, nil
@@ -357,7 +357,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword, factor,
 	}
 	hash, err := s.hasher.Hash(newPassword)
 	if err != nil {
-		return ResetDone{}, internal(err)
+		return ResetDone{}, apperr.Wrap(err)
 	}
 	var hold time.Time
 	var a store.Account
@@ -400,7 +400,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword, factor,
 			return err
 		}
 		if err := s.mail(ctx, tx, a, notify.TemplatePasswordResetDone, map[string]string{
-			"Time": mailTime(now), "IP": orUnknown(c.IP), "SecureLink": link, "HoldUntil": mailTime(hold),
+			"Time": notify.Time(now), "IP": notify.OrUnknown(c.IP), "SecureLink": link, "HoldUntil": notify.Time(hold),
 		}); err != nil {
 			return err
 		}
@@ -414,7 +414,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword, factor,
 		return s.record(ctx, tx, "password.reset", a, c, "", data)
 	})
 	if err != nil {
-		return ResetDone{}, internal(err)
+		return ResetDone{}, apperr.Wrap(err)
 	}
 	s.cache.dropAccount(a.ID)
 	if err := s.clearAccount(ctx, a.Email); err != nil {
@@ -436,7 +436,7 @@ func (s *Service) checkNewPassword(pw, email string) error {
 			c.Field = "new_password"
 			return &c
 		}
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	return nil
 }
@@ -455,7 +455,7 @@ func (s *Service) resetFactor(ctx context.Context, l resetLink, enrolled []strin
 	key, window := l.counterKey("fail"), l.window()
 	n, err := s.counter.Count(ctx, key, window)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	if n >= maxCodeAttempts {
 		return errResetVoided()
@@ -468,10 +468,10 @@ func (s *Service) resetFactor(ctx context.Context, l resetLink, enrolled []strin
 		// A wrong, replayed or stale answer: counted below.
 	default:
 		// Rate limits and outages are not wrong answers.
-		return internal(verr)
+		return apperr.Wrap(verr)
 	}
 	if n, err = s.counter.Incr(ctx, key, 1, window); err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	if err := s.recordResetFailure(ctx, l, factor, n, c, now); err != nil {
 		return err
@@ -501,7 +501,7 @@ func (s *Service) recordResetFailure(ctx context.Context, l resetLink, factor st
 		}
 		return s.record(ctx, tx, "password.reset_voided", l.account, c, "", map[string]any{"factor": factor, "attempts": attempts})
 	})
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // ResetLinkAccount returns the account of a valid, unused reset link
@@ -538,7 +538,7 @@ func (s *Service) PendingSecondFactorAccount(ctx context.Context, pendingToken s
 		return store.Account{}, notWaiting
 	}
 	if err != nil {
-		return store.Account{}, internal(err)
+		return store.Account{}, apperr.Wrap(err)
 	}
 	if pendingStale(&p, a) {
 		return store.Account{}, notWaiting
@@ -610,7 +610,7 @@ func (s *Service) RevokeAllSessions(ctx context.Context, accountID, actor string
 		return 0, errNoAccount()
 	}
 	if err != nil {
-		return 0, internal(err)
+		return 0, apperr.Wrap(err)
 	}
 	s.cache.dropAccount(accountID)
 	return n, nil
@@ -634,7 +634,7 @@ func (s *Service) GetUser(ctx context.Context, accountID string) (store.Account,
 		return store.Account{}, errNoAccount()
 	}
 	if err != nil {
-		return store.Account{}, internal(err)
+		return store.Account{}, apperr.Wrap(err)
 	}
 	return a, nil
 }
@@ -654,7 +654,7 @@ func (s *Service) AuditTrail(ctx context.Context, accountID string, limit int) (
 	limit = min(limit, maxAuditTrail)
 	evs, err := s.store.ListAudit(ctx, store.AuditFilter{AccountID: accountID, Desc: true, Limit: limit})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	return evs, nil
 }

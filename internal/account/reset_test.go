@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moat-dev/moat/internal/apperr"
+	"github.com/moat-dev/moat/internal/notify"
 	"github.com/moat-dev/moat/internal/store"
 )
 
@@ -148,7 +149,7 @@ func TestResetPassword(t *testing.T) {
 		t.Fatal("the password did not change")
 	}
 	body := e.lastMail(e.email, subjResetDone).Body
-	for _, want := range []string{"192.0.2.51", mailTime(done.HoldUntil), "https://moat.test/secure?token="} {
+	for _, want := range []string{"192.0.2.51", notify.Time(done.HoldUntil), "https://moat.test/secure?token="} {
 		if !strings.Contains(body, want) {
 			t.Errorf("reset-done e-mail lacks %q:\n%s", want, body)
 		}

@@ -342,29 +342,6 @@ func (s *Service) record(ctx context.Context, q store.Queries, typ string, a sto
 	return nil
 }
 
-// mailTime formats a time for people reading an e-mail.
-func mailTime(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 15:04 MST") }
-
-// orUnknown keeps required e-mail values non-empty.
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
-}
-
-// internal wraps an unexpected error: the adapters log it and show a
-// generic message.
-func internal(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := apperr.As(err); ok {
-		return err
-	}
-	return &apperr.Error{Code: apperr.Internal, Message: "internal error", Err: err}
-}
-
 // tokenError maps ConsumeToken's errors for a link of the given purpose.
 func tokenError(err error, what, again string) error {
 	switch {
@@ -375,5 +352,5 @@ func tokenError(err error, what, again string) error {
 	case errors.Is(err, store.ErrTokenUsed):
 		return apperr.New(apperr.TokenUsed, "This "+what+" was already used; each link works once. "+again)
 	}
-	return internal(err)
+	return apperr.Wrap(err)
 }

@@ -240,11 +240,11 @@ func (s *Service) loadSession(ctx context.Context, key [32]byte, old *cacheEntry
 		return nil, errSignedOut()
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	a, err := s.store.GetAccount(ctx, sess.AccountID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	e := &cacheEntry{p: Principal{Account: a, Session: sess}, loadedAt: now}
 	seen := sess.LastSeenAt.UnixNano()

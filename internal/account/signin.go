@@ -52,7 +52,7 @@ func (s *Service) SignIn(ctx context.Context, email, password string, c Client) 
 	a, err := s.store.GetAccountByEmail(ctx, e)
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 
 	// The device the request comes from, if the account knows it.
@@ -119,7 +119,7 @@ func (s *Service) clientDevice(ctx context.Context, accountID string, c Client) 
 	case errors.Is(err, store.ErrNotFound):
 		return store.Device{}, false, nil
 	}
-	return store.Device{}, false, internal(err)
+	return store.Device{}, false, apperr.Wrap(err)
 }
 
 // deviceFor describes the new device c signs in from, not stored yet.
@@ -185,13 +185,13 @@ func (s *Service) countFailure(ctx context.Context, e string, a store.Account, e
 			return err
 		}
 		if err := s.mail(ctx, tx, a, notify.TemplateSignInLocked, map[string]string{
-			"Until": mailTime(until), "IP": orUnknown(c.IP), "SecureLink": link,
+			"Until": notify.Time(until), "IP": notify.OrUnknown(c.IP), "SecureLink": link,
 		}); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, "signin.locked", a, c, deviceID, map[string]any{"until": until, "failures": n})
 	})
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // rehash replaces a hash made with old parameters or an imported scheme.
@@ -241,7 +241,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 			return err
 		})
 		if err != nil {
-			return nil, internal(err)
+			return nil, apperr.Wrap(err)
 		}
 		if err := s.signedIn(ctx, a.Email, newDevice); err != nil {
 			return nil, err
@@ -252,11 +252,11 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 
 	pendingToken, err := secrets.NewToken(s.rand)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	id, err := secrets.NewID(s.rand)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	p := store.PendingSignIn{
 		ID: id, TokenHash: secrets.HashToken(pendingToken), AccountID: a.ID,
@@ -293,7 +293,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 			}
 			if err := s.mail(ctx, tx, a, notify.TemplateNewDeviceCode, map[string]string{
 				"Code": code, "Link": s.mailer.Link(PathApproveDevice, linkToken), "SecureLink": secure,
-				"IP": orUnknown(c.IP), "Device": orUnknown(dev.Name), "Time": mailTime(now),
+				"IP": notify.OrUnknown(c.IP), "Device": notify.OrUnknown(dev.Name), "Time": notify.Time(now),
 			}); err != nil {
 				return err
 			}
@@ -306,7 +306,7 @@ func (s *Service) begin(ctx context.Context, a store.Account, dev store.Device, 
 		return tx.CreatePendingSignIn(ctx, p)
 	})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	return s.result(p, pendingToken, n.factors), nil
 }
@@ -413,7 +413,7 @@ func (s *Service) loadPending(ctx context.Context, token string, now time.Time) 
 		return p, errPendingUnknown()
 	}
 	if err != nil {
-		return p, internal(err)
+		return p, apperr.Wrap(err)
 	}
 	return p, pendingUsable(&p, now)
 }
@@ -442,7 +442,7 @@ func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.Pen
 		return nil, errPendingUnknown()
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	n, err := s.needs(ctx, a0)
 	if err != nil {
@@ -545,7 +545,7 @@ func (s *Service) advance(ctx context.Context, pendingToken string, p0 store.Pen
 		return nil
 	})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if soft != nil {
 		if err := s.countFailure(ctx, a.Email, a, true, !p0.NewDevice, deviceID, c, now, failedStep); err != nil {
@@ -686,7 +686,7 @@ func (s *Service) ApproveDeviceLink(ctx context.Context, linkToken string, c Cli
 		}
 		return s.record(ctx, tx, "device.approved", a, c, dev.ID, map[string]any{"method": "link", "device": dev.Name})
 	})
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // PendingStatus re-checks a pending sign-in (e.g. after the link was
@@ -705,7 +705,7 @@ func (s *Service) PendingStatus(ctx context.Context, pendingToken string, c Clie
 		return nil, errPendingUnknown()
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	n, err := s.needs(ctx, a)
 	if err != nil {
@@ -713,7 +713,7 @@ func (s *Service) PendingStatus(ctx context.Context, pendingToken string, c Clie
 	}
 	dev, err := s.store.GetDevice(ctx, p0.DeviceID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if st := s.next(&p0, dev, n); st == p0.State {
 		return s.result(p0, pendingToken, n.factors), nil
@@ -743,7 +743,7 @@ func (s *Service) VerifySecondFactor(ctx context.Context, pendingToken, factor, 
 	}
 	enrolled, err := s.enrolledFactors(ctx, p0.AccountID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	f := s.factor(factor)
 	if f == nil || !contains(enrolled, factor) {
@@ -756,7 +756,7 @@ func (s *Service) VerifySecondFactor(ctx context.Context, pendingToken, factor, 
 		// A wrong, replayed or stale answer: counted below.
 	default:
 		// Rate limits and outages are not wrong answers.
-		return nil, internal(verr)
+		return nil, apperr.Wrap(verr)
 	}
 	return s.advance(ctx, pendingToken, p0, c, factor, func(p *store.PendingSignIn, _ *store.Device) error {
 		if p.State != store.StateSecondFactor {
@@ -849,7 +849,7 @@ func (s *Service) issue(ctx context.Context, tx store.Queries, a store.Account, 
 			return nil, err
 		}
 		if err := s.mail(ctx, tx, a, notify.TemplateNewSignIn, map[string]string{
-			"IP": orUnknown(c.IP), "Device": orUnknown(dev.Name), "Time": mailTime(now), "SecureLink": link,
+			"IP": notify.OrUnknown(c.IP), "Device": notify.OrUnknown(dev.Name), "Time": notify.Time(now), "SecureLink": link,
 		}); err != nil {
 			return nil, err
 		}

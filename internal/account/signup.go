@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/notify"
 	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
@@ -27,7 +28,7 @@ func (s *Service) SignUp(ctx context.Context, email, password string, c Client) 
 	}
 	hash, err := s.hasher.Hash(password)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	mayMail, err := s.mayMail(ctx, e)
 	if err != nil {
@@ -70,7 +71,7 @@ func (s *Service) SignUp(ctx context.Context, email, password string, c Client) 
 			break
 		}
 	}
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // sendConfirmation makes a confirmation link and queues the e-mail.
@@ -88,7 +89,7 @@ func (s *Service) sendConfirmation(ctx context.Context, q store.Queries, a store
 func (s *Service) mayMail(ctx context.Context, e string) (bool, error) {
 	n, err := s.counter.Incr(ctx, "mail:"+e, 1, s.cfg.ThrottleWindow)
 	if err != nil {
-		return false, internal(err)
+		return false, apperr.Wrap(err)
 	}
 	return n <= mailLimit, nil
 }
@@ -124,7 +125,7 @@ func (s *Service) ResendConfirmation(ctx context.Context, email string, c Client
 		}
 		return s.record(ctx, tx, "signup.confirmation_resent", a, c, "", nil)
 	})
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // ConfirmEmail activates the account of a confirmation token. Returns
@@ -155,7 +156,7 @@ func (s *Service) ConfirmEmail(ctx context.Context, token string, c Client) (sto
 		return s.record(ctx, tx, "email.confirmed", a, c, "", nil)
 	})
 	if err != nil {
-		return store.Account{}, internal(err)
+		return store.Account{}, apperr.Wrap(err)
 	}
 	return a, nil
 }

@@ -96,7 +96,7 @@ func (s *Service) checkIP(ctx context.Context, ip string, now time.Time) error {
 	}
 	n, err := s.counter.Incr(ctx, "ip:"+ip, 1, s.cfg.ThrottleWindow)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	if n <= int64(s.cfg.IPLimit) {
 		return nil
@@ -123,7 +123,7 @@ func (s *Service) delayAfter(n int64) time.Duration {
 func (s *Service) checkAccount(ctx context.Context, email string, now time.Time) error {
 	n, err := s.counter.Count(ctx, "acct:"+email, s.cfg.ThrottleWindow)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	local, known := s.throttle.get(email)
 	until := local.pausedUntil
@@ -151,7 +151,7 @@ func (s *Service) checkAccount(ctx context.Context, email string, now time.Time)
 func (s *Service) accountFailed(ctx context.Context, email string, now time.Time) (int64, error) {
 	n, err := s.counter.Incr(ctx, "acct:"+email, 1, s.cfg.ThrottleWindow)
 	if err != nil {
-		return 0, internal(err)
+		return 0, apperr.Wrap(err)
 	}
 	var pause time.Time
 	if n >= int64(s.cfg.LockAfter) {
@@ -165,7 +165,7 @@ func (s *Service) accountFailed(ctx context.Context, email string, now time.Time
 func (s *Service) clearAccount(ctx context.Context, email string) error {
 	s.throttle.forget(email)
 	if err := s.counter.Reset(ctx, "acct:"+email, s.cfg.ThrottleWindow); err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	return nil
 }

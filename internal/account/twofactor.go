@@ -123,14 +123,14 @@ func (s *Service) needs(ctx context.Context, a store.Account) (signInNeeds, erro
 	var n signInNeeds
 	var err error
 	if n.factors, err = s.enrolledFactors(ctx, a.ID); err != nil {
-		return n, internal(err)
+		return n, apperr.Wrap(err)
 	}
 	if s.signInPolicy == nil {
 		n.factor = len(n.factors) > 0
 		return n, nil
 	}
 	if n.factor, err = s.signInPolicy.RequiredAtSignIn(ctx, a); err != nil {
-		return n, internal(fmt.Errorf("account: sign-in policy: %w", err))
+		return n, apperr.Wrap(fmt.Errorf("account: sign-in policy: %w", err))
 	}
 	if n.factor && len(n.factors) == 0 {
 		// The policy counts a factor no registered Factor offers (SMS with
@@ -157,7 +157,7 @@ func (s *Service) mustEnrol(ctx context.Context, a store.Account) (enrolment, er
 	}
 	must, method, err := s.enrolment.NeedsEnrolment(ctx, a)
 	if err != nil {
-		return enrolment{}, internal(fmt.Errorf("account: enrolment policy: %w", err))
+		return enrolment{}, apperr.Wrap(fmt.Errorf("account: enrolment policy: %w", err))
 	}
 	return enrolment{must: must, method: method}, nil
 }
@@ -215,7 +215,7 @@ func (s *Service) StartSecondFactor(ctx context.Context, pendingToken, factor st
 		return nil, errPendingUnknown()
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if !a.LockedAt.IsZero() {
 		return nil, apperr.New(apperr.AccountLocked, "This account is locked, so nobody can sign in to it. Contact support to unlock it.")
@@ -225,7 +225,7 @@ func (s *Service) StartSecondFactor(ctx context.Context, pendingToken, factor st
 	}
 	enrolled, err := s.enrolledFactors(ctx, p.AccountID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	f := s.factor(factor)
 	if f == nil || !contains(enrolled, factor) {
@@ -233,7 +233,7 @@ func (s *Service) StartSecondFactor(ctx context.Context, pendingToken, factor st
 	}
 	n, err := s.counter.Incr(ctx, "challenge:"+p.ID, 1, s.cfg.ThrottleWindow)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if n > maxChallenges {
 		wait := windowEnd(now, s.cfg.ThrottleWindow).Sub(now)
@@ -245,11 +245,11 @@ func (s *Service) StartSecondFactor(ctx context.Context, pendingToken, factor st
 	}
 	ch, err := s.challenges(ctx, f, p.AccountID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if ch != nil {
 		if err := s.record(ctx, s.store, "signin.second_factor_challenge", a, c, p.DeviceID, map[string]any{"factor": factor}); err != nil {
-			return nil, internal(err)
+			return nil, apperr.Wrap(err)
 		}
 	}
 	return ch, nil
@@ -285,7 +285,7 @@ func (s *Service) SignInWithPasskey(ctx context.Context, accountID string, c Cli
 		return nil, errPasskeyUnknown()
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if !a.LockedAt.IsZero() {
 		return nil, apperr.New(apperr.AccountLocked,
@@ -318,7 +318,7 @@ func errPasskeyUnknown() error {
 // RecordStepUp and repeats the request.
 func (s *Service) requireStepUp(ctx context.Context, p Principal) error {
 	if s.stepUp != nil {
-		return internal(s.stepUp.CheckStepUp(ctx, p))
+		return apperr.Wrap(s.stepUp.CheckStepUp(ctx, p))
 	}
 	at := p.Session.SecondFactorAt
 	if !at.IsZero() && s.now().Sub(at) <= StepUpWithin {
@@ -326,7 +326,7 @@ func (s *Service) requireStepUp(ctx context.Context, p Principal) error {
 	}
 	factors, err := s.enrolledFactors(ctx, p.Account.ID)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	if len(factors) == 0 {
 		return nil
@@ -341,7 +341,7 @@ func (s *Service) requireStepUp(ctx context.Context, p Principal) error {
 // session that is not p's own live session.
 func (s *Service) RecordStepUp(ctx context.Context, p Principal, at time.Time) error {
 	if at.IsZero() {
-		return internal(errors.New("account: RecordStepUp without a time"))
+		return apperr.Wrap(errors.New("account: RecordStepUp without a time"))
 	}
 	now := s.now()
 	at = at.UTC().Truncate(time.Microsecond)
@@ -361,7 +361,7 @@ func (s *Service) RecordStepUp(ctx context.Context, p Principal, at time.Time) e
 		return errSignedOut()
 	}
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.cache.updateSession(sess)
 	return nil

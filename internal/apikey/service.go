@@ -460,7 +460,7 @@ func (s *Service) create(ctx context.Context, accountID string, actor Actor, act
 			"Expires":     "never",
 		}
 		if !k.ExpiresAt.IsZero() {
-			mail["Expires"] = mailTime(k.ExpiresAt)
+			mail["Expires"] = notify.Time(k.ExpiresAt)
 		}
 		if k.Permissions.Has(WithdrawFunds) {
 			mail["Warning"] = "Warning: this key can withdraw funds from your account."
@@ -496,7 +496,7 @@ func (s *Service) rotate(ctx context.Context, keyID string, mine func(k *Key) bo
 		text := "The secret was replaced. The old secret stopped working at once."
 		if grace > 0 {
 			k.OldSecretSealed, k.OldSecretValidUntil = k.SecretSealed, now.Add(grace)
-			text = "The secret was replaced. The old secret keeps working until " + mailTime(k.OldSecretValidUntil) + "."
+			text = "The secret was replaced. The old secret keeps working until " + notify.Time(k.OldSecretValidUntil) + "."
 		}
 		k.SecretSealed = sealed
 		k.RotatedAt, k.UpdatedAt = now, now
@@ -608,11 +608,11 @@ func (s *Service) record(ctx context.Context, tx store.Queries, a store.Account,
 	if err != nil {
 		return fmt.Errorf("apikey: create secure-account token: %w", err)
 	}
-	mail["From"] = "IP address " + orUnknown(actor.IP)
+	mail["From"] = "IP address " + notify.OrUnknown(actor.IP)
 	if actorID == OperatorActor {
 		mail["From"] = "an administrator, from the command line"
 	}
-	mail["Time"] = mailTime(now)
+	mail["Time"] = notify.Time(now)
 	mail["KeysLink"] = s.mailer.Link(PathKeys, "")
 	mail["SecureLink"] = s.mailer.Link(pathSecureAccount, tok)
 	err = s.mailer.Enqueue(ctx, tx, notify.Email{Template: template, To: a.Email, AntiPhishingCode: a.AntiPhishingCode, Data: mail})
@@ -800,16 +800,6 @@ func allowlistText(k Key) string {
 		return strings.Join(ips[:5], ", ") + fmt.Sprintf(" and %d more", len(ips)-5)
 	}
 	return strings.Join(ips, ", ")
-}
-
-// mailTime formats a time for people reading an e-mail.
-func mailTime(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 15:04 MST") }
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }
 
 // notFound maps a missing key (or one the caller may not see) to the

@@ -102,3 +102,17 @@ func MessageOf(err error) string {
 	}
 	return "Something went wrong on our side. Please try again in a moment."
 }
+
+// Wrap passes an *Error (or nil) through unchanged and turns any other
+// error into an Internal one: the adapters log its cause under an error id
+// and show a generic message, so driver and library details never reach a
+// client.
+func Wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := As(err); ok {
+		return err
+	}
+	return &Error{Code: Internal, Message: "internal error", Err: err}
+}

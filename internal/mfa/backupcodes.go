@@ -40,7 +40,7 @@ func (s *Service) RegenerateBackupCodes(ctx context.Context, p account.Principal
 			Summary: "New backup codes were made for your account. The old ones no longer work."})
 	})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	return codes, nil
 }
@@ -48,7 +48,7 @@ func (s *Service) RegenerateBackupCodes(ctx context.Context, p account.Principal
 // BackupCodesRemaining counts the account's unused backup codes.
 func (s *Service) BackupCodesRemaining(ctx context.Context, accountID string) (int, error) {
 	n, err := s.store.CountBackupCodes(ctx, accountID)
-	return n, internal(err)
+	return n, apperr.Wrap(err)
 }
 
 // verifyBackupCode spends a backup code (throttled; single use, atomically).
@@ -75,11 +75,11 @@ func (s *Service) verifyBackupCode(ctx context.Context, accountID, code string) 
 		case errors.Is(err, store.ErrTokenUsed):
 			return errBackupUsed
 		case err != nil:
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		left, err := q.CountBackupCodes(ctx, accountID)
 		if err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		summary := fmt.Sprintf("A backup code was used to confirm it's you. You have %d left.", left)
 		if left <= 3 {
@@ -89,7 +89,7 @@ func (s *Service) verifyBackupCode(ctx context.Context, accountID, code string) 
 			Data: map[string]any{"remaining": left}, Summary: summary})
 	})
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.succeeded(ctx, accountID)
 	return nil

@@ -104,14 +104,3 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%d minutes", m)
 	}
 }
-
-// internal wraps an unexpected error; its details go to logs only.
-func internal(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := apperr.As(err); ok {
-		return err
-	}
-	return &apperr.Error{Code: apperr.Internal, Message: "internal error", Err: err}
-}

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/moat-dev/moat/internal/account"
+	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/store"
 )
 
@@ -35,7 +36,7 @@ func (f totpFactor) Enrolled(ctx context.Context, accountID string) (bool, error
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
-	return err == nil && !c.ConfirmedAt.IsZero(), internal(err)
+	return err == nil && !c.ConfirmedAt.IsZero(), apperr.Wrap(err)
 }
 func (f totpFactor) Verify(ctx context.Context, accountID, response string) error {
 	return f.s.verifyTOTP(ctx, accountID, response)
@@ -46,7 +47,7 @@ type webauthnFactor struct{ s *Service }
 func (webauthnFactor) Name() string { return MethodWebAuthn }
 func (f webauthnFactor) Enrolled(ctx context.Context, accountID string) (bool, error) {
 	ks, err := f.s.store.ListWebAuthnCredentials(ctx, accountID)
-	return len(ks) > 0, internal(err)
+	return len(ks) > 0, apperr.Wrap(err)
 }
 
 // Verify takes a KeyResponse JSON: {"ceremony": ..., "credential": {...}}.
@@ -65,7 +66,7 @@ func (f smsFactor) Enrolled(ctx context.Context, accountID string) (bool, error)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
-	return err == nil && !p.VerifiedAt.IsZero(), internal(err)
+	return err == nil && !p.VerifiedAt.IsZero(), apperr.Wrap(err)
 }
 func (f smsFactor) Verify(ctx context.Context, accountID, response string) error {
 	return f.s.verifySMS(ctx, accountID, response, store.SMSPurposeVerify)

@@ -66,7 +66,7 @@ func cleanKeyName(name string, passkey bool) (string, error) {
 func (s *Service) waUser(ctx context.Context, q store.Queries, accountID, email string) (webauthn.User, []store.WebAuthnCredential, error) {
 	recs, err := q.ListWebAuthnCredentials(ctx, accountID)
 	if err != nil {
-		return webauthn.User{}, nil, internal(err)
+		return webauthn.User{}, nil, apperr.Wrap(err)
 	}
 	u := webauthn.User{ID: []byte(accountID), Name: email}
 	for _, r := range recs {
@@ -91,18 +91,18 @@ func toWA(r store.WebAuthnCredential) webauthn.Credential {
 func (s *Service) saveCeremony(ctx context.Context, accountID, kind string, d ceremonyData) (string, time.Time, error) {
 	id, err := secrets.NewID(s.rand)
 	if err != nil {
-		return "", time.Time{}, internal(err)
+		return "", time.Time{}, apperr.Wrap(err)
 	}
 	data, err := json.Marshal(d)
 	if err != nil {
-		return "", time.Time{}, internal(err)
+		return "", time.Time{}, apperr.Wrap(err)
 	}
 	now := s.clock.Now()
 	exp := now.Add(s.cfg.CeremonyTTL)
 	if err := s.store.CreateWebAuthnCeremony(ctx, store.WebAuthnCeremony{
 		ID: id, AccountID: accountID, Kind: kind, Data: data, CreatedAt: now, ExpiresAt: exp,
 	}); err != nil {
-		return "", time.Time{}, internal(err)
+		return "", time.Time{}, apperr.Wrap(err)
 	}
 	return id, exp, nil
 }
@@ -119,14 +119,14 @@ func (s *Service) takeCeremony(ctx context.Context, id, accountID, kind string) 
 		return ceremonyData{}, errCeremonyGone
 	}
 	if err != nil {
-		return ceremonyData{}, internal(err)
+		return ceremonyData{}, apperr.Wrap(err)
 	}
 	if c.Kind != kind || c.AccountID != accountID || !s.clock.Now().Before(c.ExpiresAt) {
 		return ceremonyData{}, errCeremonyGone
 	}
 	var d ceremonyData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
-		return ceremonyData{}, internal(err)
+		return ceremonyData{}, apperr.Wrap(err)
 	}
 	return d, nil
 }
@@ -151,7 +151,7 @@ func (s *Service) BeginSecurityKey(ctx context.Context, p account.Principal, nam
 	}
 	opts, state, err := s.rp.BeginRegistration(u, passkey)
 	if err != nil {
-		return Challenge{}, internal(err)
+		return Challenge{}, apperr.Wrap(err)
 	}
 	id, exp, err := s.saveCeremony(ctx, p.Account.ID, store.CeremonyRegister, ceremonyData{State: state, Name: name, Passkey: passkey})
 	if err != nil {
@@ -183,7 +183,7 @@ func (s *Service) FinishSecurityKey(ctx context.Context, p account.Principal, ce
 	}
 	id, err := secrets.NewID(s.rand)
 	if err != nil {
-		return KeyView{}, nil, internal(err)
+		return KeyView{}, nil, apperr.Wrap(err)
 	}
 	now := s.clock.Now()
 	rec := store.WebAuthnCredential{
@@ -211,7 +211,7 @@ func (s *Service) FinishSecurityKey(ctx context.Context, p account.Principal, ce
 		if err := q.CreateWebAuthnCredential(ctx, rec); errors.Is(err, store.ErrAlreadyExists) {
 			return apperr.New(apperr.Conflict, "That security key is already registered.")
 		} else if err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		if codes, err = s.firstFactorCodes(ctx, q, p.Account.ID, before.count() == 0); err != nil {
 			return err
@@ -226,7 +226,7 @@ func (s *Service) FinishSecurityKey(ctx context.Context, p account.Principal, ce
 			Summary: fmt.Sprintf("A %s named \u201c%s\u201d was added to your account.", kind, rec.Name)})
 	})
 	if err != nil {
-		return KeyView{}, nil, internal(err)
+		return KeyView{}, nil, apperr.Wrap(err)
 	}
 	return keyView(rec), codes, nil
 }
@@ -237,7 +237,7 @@ func (s *Service) RenameSecurityKey(ctx context.Context, p account.Principal, id
 	if err != nil {
 		return err
 	}
-	return internal(s.store.InTx(ctx, func(q store.Queries) error {
+	return apperr.Wrap(s.store.InTx(ctx, func(q store.Queries) error {
 		var old string
 		_, err := q.UpdateWebAuthnCredential(ctx, id, func(k *store.WebAuthnCredential) error {
 			if k.AccountID != p.Account.ID {
@@ -250,7 +250,7 @@ func (s *Service) RenameSecurityKey(ctx context.Context, p account.Principal, id
 			return errNotEnrolled
 		}
 		if err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		return s.record(ctx, q, Event{Type: EventKeyRenamed, AccountID: p.Account.ID, Client: c,
 			Data: map[string]any{"key_id": id, "name": name, "old_name": old}})
@@ -259,7 +259,7 @@ func (s *Service) RenameSecurityKey(ctx context.Context, p account.Principal, id
 
 // RemoveSecurityKey removes one of the account's keys. Needs step-up.
 func (s *Service) RemoveSecurityKey(ctx context.Context, p account.Principal, id string, c account.Client) error {
-	return internal(s.store.InTx(ctx, func(q store.Queries) error {
+	return apperr.Wrap(s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -268,7 +268,7 @@ func (s *Service) RemoveSecurityKey(ctx context.Context, p account.Principal, id
 		}
 		recs, err := q.ListWebAuthnCredentials(ctx, p.Account.ID)
 		if err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		var k *store.WebAuthnCredential
 		for i := range recs {
@@ -285,7 +285,7 @@ func (s *Service) RemoveSecurityKey(ctx context.Context, p account.Principal, id
 		if err := q.DeleteWebAuthnCredential(ctx, p.Account.ID, id); errors.Is(err, store.ErrNotFound) {
 			return errNotEnrolled
 		} else if err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		return s.removed(ctx, q, p, c, Event{Type: EventKeyRemoved,
 			Data:    map[string]any{"method": MethodWebAuthn, "key_id": id, "name": k.Name},
@@ -305,7 +305,7 @@ func (s *Service) beginKeyLogin(ctx context.Context, accountID string) (Challeng
 	}
 	opts, state, err := s.rp.BeginLogin(u)
 	if err != nil {
-		return Challenge{}, internal(err)
+		return Challenge{}, apperr.Wrap(err)
 	}
 	id, exp, err := s.saveCeremony(ctx, accountID, store.CeremonyLogin, ceremonyData{State: state})
 	if err != nil {
@@ -388,7 +388,7 @@ func (s *Service) afterAssertion(ctx context.Context, accountID string, recs []s
 	if errors.Is(err, store.ErrNotFound) {
 		return errNotEnrolled
 	}
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 func (s *Service) reportRegression(ctx context.Context, rec store.WebAuthnCredential, got uint32) error {
@@ -396,7 +396,7 @@ func (s *Service) reportRegression(ctx context.Context, rec store.WebAuthnCreden
 		Data: map[string]any{"key_id": rec.ID, "name": rec.Name, "stored_count": rec.SignCount, "presented_count": got},
 		Summary: fmt.Sprintf("Your security key \u201c%s\u201d was refused because it may have been copied. "+
 			"If you did not just try to sign in with it, remove it and change your password.", rec.Name)}); err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	return errSignCount
 }
@@ -410,7 +410,7 @@ func keyError(err error) error {
 	case errors.Is(err, webauthn.ErrSignCount):
 		return errSignCount
 	}
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // BeginPasskeySignIn starts a passwordless sign-in: the browser offers the
@@ -418,7 +418,7 @@ func keyError(err error) error {
 func (s *Service) BeginPasskeySignIn(ctx context.Context) (Challenge, error) {
 	opts, state, err := s.rp.BeginDiscoverableLogin()
 	if err != nil {
-		return Challenge{}, internal(err)
+		return Challenge{}, apperr.Wrap(err)
 	}
 	id, exp, err := s.saveCeremony(ctx, "", store.CeremonyPasskey, ceremonyData{State: state})
 	if err != nil {
@@ -464,5 +464,5 @@ func (s *Service) FinishPasskeySignIn(ctx context.Context, ceremony string, resp
 // then. Returns how many it removed.
 func (s *Service) DeleteExpiredCeremonies(ctx context.Context) (int, error) {
 	n, err := s.store.DeleteExpiredWebAuthnCeremonies(ctx, s.clock.Now())
-	return n, internal(err)
+	return n, apperr.Wrap(err)
 }

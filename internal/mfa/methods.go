@@ -72,7 +72,7 @@ func (s *Service) Methods(ctx context.Context, accountID string) (Methods, error
 		m.Phone = &PhoneView{Masked: sms.MaskPhone(f.phone.Number), CreatedAt: f.phone.VerifiedAt, LastUsedAt: f.phone.LastUsedAt}
 	}
 	if m.BackupCodesRemaining, err = s.store.CountBackupCodes(ctx, accountID); err != nil {
-		return Methods{}, internal(err)
+		return Methods{}, apperr.Wrap(err)
 	}
 	m.Enrolled = f.names(m.BackupCodesRemaining)
 	if m.Settings, err = s.Settings(ctx, accountID); err != nil {
@@ -90,7 +90,7 @@ func (s *Service) EnrolledMethods(ctx context.Context, accountID string) ([]stri
 	}
 	n, err := s.store.CountBackupCodes(ctx, accountID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	return f.names(n), nil
 }
@@ -145,10 +145,10 @@ func (s *Service) factors(ctx context.Context, q store.Queries, accountID string
 			f.totp = &t
 		}
 	case !errors.Is(err, store.ErrNotFound):
-		return f, internal(err)
+		return f, apperr.Wrap(err)
 	}
 	if f.keys, err = q.ListWebAuthnCredentials(ctx, accountID); err != nil {
-		return f, internal(err)
+		return f, apperr.Wrap(err)
 	}
 	p, err := q.GetSMSPhone(ctx, accountID)
 	switch {
@@ -157,7 +157,7 @@ func (s *Service) factors(ctx context.Context, q store.Queries, accountID string
 			f.phone = &p
 		}
 	case !errors.Is(err, store.ErrNotFound):
-		return f, internal(err)
+		return f, apperr.Wrap(err)
 	}
 	return f, nil
 }
@@ -175,7 +175,7 @@ func (s *Service) lock(ctx context.Context, q store.Queries, accountID string) e
 		st.FactorsChangedAt = now
 		return nil
 	})
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 // requireStepUp refuses a change unless the session verified a second
@@ -217,7 +217,7 @@ func (s *Service) removed(ctx context.Context, q store.Queries, p account.Princi
 	ev.AccountID, ev.Client, ev.Notify = p.Account.ID, c, true
 	if f.count() == 0 {
 		if err := q.ReplaceBackupCodes(ctx, p.Account.ID, nil); err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		ev.LastFactorRemoved = true
 		ev.Summary += " Your account no longer has two-factor authentication: anyone with your password can sign in. Add an authenticator app or a security key in Security settings."
@@ -249,19 +249,19 @@ func (s *Service) checkRemovalPolicy(ctx context.Context, q store.Queries, p acc
 func (s *Service) replaceBackupCodes(ctx context.Context, q store.Queries, accountID string) ([]string, error) {
 	codes, err := backup.Generate(s.rand, s.cfg.BackupCodes)
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	now := s.clock.Now()
 	recs := make([]store.BackupCode, len(codes))
 	for i, c := range codes {
 		n, err := backup.Normalize(c)
 		if err != nil {
-			return nil, internal(err)
+			return nil, apperr.Wrap(err)
 		}
 		recs[i] = store.BackupCode{AccountID: accountID, Hash: backup.Hash(s.hashKey, n), CreatedAt: now}
 	}
 	if err := q.ReplaceBackupCodes(ctx, accountID, recs); err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	return codes, nil
 }

@@ -46,7 +46,7 @@ func (s *Service) AddPhone(ctx context.Context, p account.Principal, number stri
 		})
 	}
 	if err != nil {
-		return "", internal(err)
+		return "", apperr.Wrap(err)
 	}
 	if err := s.sendCode(ctx, p.Account.ID, e164, store.SMSPurposeEnrol); err != nil {
 		return "", err
@@ -64,7 +64,7 @@ func (s *Service) ResendPhoneCode(ctx context.Context, p account.Principal) (str
 		return "", apperr.New(apperr.NotFound, "There is no phone being added. Enter the number again.")
 	}
 	if err != nil {
-		return "", internal(err)
+		return "", apperr.Wrap(err)
 	}
 	if err := s.sendCode(ctx, p.Account.ID, ph.Number, store.SMSPurposeEnrol); err != nil {
 		return "", err
@@ -84,7 +84,7 @@ func (s *Service) ConfirmPhone(ctx context.Context, p account.Principal, code st
 		return nil, apperr.New(apperr.NotFound, "There is no phone being added. Enter the number again.")
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if err := s.checkSMSCode(ctx, p.Account.ID, code, store.SMSPurposeEnrol, ph.Number); err != nil {
 		return nil, err
@@ -109,7 +109,7 @@ func (s *Service) ConfirmPhone(ctx context.Context, p account.Principal, code st
 			x.VerifiedAt, x.LastUsedAt = now, now
 			return nil
 		}); err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		if codes, err = s.firstFactorCodes(ctx, q, p.Account.ID, before.count() == 0); err != nil {
 			return err
@@ -119,7 +119,7 @@ func (s *Service) ConfirmPhone(ctx context.Context, p account.Principal, code st
 			Summary: "A phone (" + sms.MaskPhone(ph.Number) + ") was added to your account for text-message codes."})
 	})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	s.succeeded(ctx, p.Account.ID)
 	return codes, nil
@@ -127,7 +127,7 @@ func (s *Service) ConfirmPhone(ctx context.Context, p account.Principal, code st
 
 // RemovePhone removes the SMS phone (or one being added). Needs step-up.
 func (s *Service) RemovePhone(ctx context.Context, p account.Principal, c account.Client) error {
-	return internal(s.store.InTx(ctx, func(q store.Queries) error {
+	return apperr.Wrap(s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -136,10 +136,10 @@ func (s *Service) RemovePhone(ctx context.Context, p account.Principal, c accoun
 			return errNotEnrolled
 		}
 		if err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		if ph.VerifiedAt.IsZero() {
-			return internal(q.DeleteSMSPhone(ctx, p.Account.ID))
+			return apperr.Wrap(q.DeleteSMSPhone(ctx, p.Account.ID))
 		}
 		if err := s.requireStepUp(ctx, q, p); err != nil {
 			return err
@@ -148,7 +148,7 @@ func (s *Service) RemovePhone(ctx context.Context, p account.Principal, c accoun
 			return err
 		}
 		if err := q.DeleteSMSPhone(ctx, p.Account.ID); err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		return s.removed(ctx, q, p, c, Event{Type: EventPhoneRemoved,
 			Data:    map[string]any{"method": MethodSMS, "phone": sms.MaskPhone(ph.Number)},
@@ -167,7 +167,7 @@ func (s *Service) sendSignInCode(ctx context.Context, accountID string) (string,
 		return "", time.Time{}, errNotEnrolled
 	}
 	if err != nil {
-		return "", time.Time{}, internal(err)
+		return "", time.Time{}, apperr.Wrap(err)
 	}
 	if err := s.sendCode(ctx, accountID, ph.Number, store.SMSPurposeVerify); err != nil {
 		return "", time.Time{}, err
@@ -189,7 +189,7 @@ func (s *Service) sendCode(ctx context.Context, accountID, number, purpose strin
 	for _, key := range []string{smsSendKey(accountID), smsToKey(number)} {
 		n, err := s.counter.Incr(ctx, key, 1, s.cfg.SMSSendWindow)
 		if err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		if n > int64(s.cfg.SMSSends) {
 			return errSendLimit(retryAfter(s.clock.Now(), s.cfg.SMSSendWindow))
@@ -197,14 +197,14 @@ func (s *Service) sendCode(ctx context.Context, accountID, number, purpose strin
 	}
 	code, err := secrets.NewCode(s.rand, 6)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	now := s.clock.Now()
 	if err := s.store.PutSMSCode(ctx, store.SMSCode{
 		AccountID: accountID, Purpose: purpose, Number: number, CodeHash: s.smsHash(accountID, code),
 		CreatedAt: now, ExpiresAt: now.Add(s.cfg.SMSCodeTTL),
 	}); err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	mins := int(s.cfg.SMSCodeTTL / time.Minute)
 	if err := s.sms.Send(ctx, sms.Message{To: number, Body: sms.CodeBody(s.cfg.Issuer, code, mins)}); err != nil {
@@ -220,7 +220,7 @@ func (s *Service) verifySMS(ctx context.Context, accountID, code, purpose string
 		return errNotEnrolled
 	}
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	if err := s.checkSMSCode(ctx, accountID, code, purpose, ph.Number); err != nil {
 		return err
@@ -230,7 +230,7 @@ func (s *Service) verifySMS(ctx context.Context, accountID, code, purpose string
 		x.LastUsedAt = now
 		return nil
 	}); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.succeeded(ctx, accountID)
 	return nil
@@ -278,7 +278,7 @@ func (s *Service) checkSMSCode(ctx context.Context, accountID, code, purpose, nu
 		return errSMSNone
 	}
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	return outcome
 }

@@ -47,7 +47,7 @@ func (s *Service) StepUp(ctx context.Context, p account.Principal, method, respo
 	now := s.clock.Now()
 	if err := s.record(ctx, s.store, Event{Type: EventStepUp, AccountID: p.Account.ID, Client: c,
 		Data: map[string]any{"method": method}}); err != nil {
-		return time.Time{}, internal(err)
+		return time.Time{}, apperr.Wrap(err)
 	}
 	return now, nil
 }
@@ -120,7 +120,7 @@ func (s *Service) Settings(ctx context.Context, accountID string) (Settings, err
 		return s.defaultSettings(), nil
 	}
 	if err != nil {
-		return Settings{}, internal(err)
+		return Settings{}, apperr.Wrap(err)
 	}
 	return Settings{SignIn: st.SignIn, Funding: st.Funding, Trading: st.Trading}, nil
 }
@@ -146,7 +146,7 @@ func (s *Service) UpdateSettings(ctx context.Context, p account.Principal, next 
 			st.SignIn, st.Funding, st.Trading, st.UpdatedAt = next.SignIn, next.Funding, next.Trading, now
 			return nil
 		}); err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		if prev == next {
 			return nil
@@ -156,7 +156,7 @@ func (s *Service) UpdateSettings(ctx context.Context, p account.Principal, next 
 			Summary: "Your two-factor settings were changed."})
 	})
 	if err != nil {
-		return Settings{}, internal(err)
+		return Settings{}, apperr.Wrap(err)
 	}
 	return next, nil
 }

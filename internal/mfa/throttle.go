@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/store"
 )
 
@@ -19,7 +20,7 @@ func codeKey(accountID string) string { return "mfa:codes:" + accountID }
 func (s *Service) attempt(ctx context.Context, accountID string) error {
 	n, err := s.counter.Incr(ctx, codeKey(accountID), 1, s.cfg.CodeWindow)
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	if n > int64(s.cfg.CodeAttempts) {
 		if n == int64(s.cfg.CodeAttempts)+1 {

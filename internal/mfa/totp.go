@@ -33,11 +33,11 @@ func (s *Service) BeginTOTP(ctx context.Context, p account.Principal) (TOTPEnrol
 	}
 	key, err := totp.NewKey(s.rand, s.cfg.Issuer, p.Account.Email)
 	if err != nil {
-		return TOTPEnrolment{}, internal(err)
+		return TOTPEnrolment{}, apperr.Wrap(err)
 	}
 	sealed, err := s.box.Seal(key.Secret, totpContext(p.Account.ID))
 	if err != nil {
-		return TOTPEnrolment{}, internal(err)
+		return TOTPEnrolment{}, apperr.Wrap(err)
 	}
 	now := s.clock.Now()
 	err = s.store.CreateTOTP(ctx, store.TOTPCredential{AccountID: p.Account.ID, Secret: sealed, CreatedAt: now})
@@ -51,7 +51,7 @@ func (s *Service) BeginTOTP(ctx context.Context, p account.Principal) (TOTPEnrol
 		})
 	}
 	if err != nil {
-		return TOTPEnrolment{}, internal(err)
+		return TOTPEnrolment{}, apperr.Wrap(err)
 	}
 	return s.enrolment(key)
 }
@@ -68,11 +68,11 @@ func (s *Service) PendingTOTP(ctx context.Context, p account.Principal) (TOTPEnr
 		return TOTPEnrolment{}, apperr.New(apperr.NotFound, "There is no authenticator app set-up in progress. Start again.")
 	}
 	if err != nil {
-		return TOTPEnrolment{}, internal(err)
+		return TOTPEnrolment{}, apperr.Wrap(err)
 	}
 	secret, err := s.box.Open(c.Secret, totpContext(p.Account.ID))
 	if err != nil {
-		return TOTPEnrolment{}, internal(err)
+		return TOTPEnrolment{}, apperr.Wrap(err)
 	}
 	return s.enrolment(totp.Key{Secret: secret, Issuer: s.cfg.Issuer, Account: p.Account.Email})
 }
@@ -80,7 +80,7 @@ func (s *Service) PendingTOTP(ctx context.Context, p account.Principal) (TOTPEnr
 func (s *Service) enrolment(key totp.Key) (TOTPEnrolment, error) {
 	png, err := key.QRCodePNG(s.cfg.QRCodeSize)
 	if err != nil {
-		return TOTPEnrolment{}, internal(err)
+		return TOTPEnrolment{}, apperr.Wrap(err)
 	}
 	return TOTPEnrolment{URI: key.URI(), ManualKey: key.ManualKey(), QRCodePNG: png}, nil
 }
@@ -102,14 +102,14 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p account.Principal, code str
 		return nil, apperr.New(apperr.NotFound, "There is no authenticator app set-up in progress. Start again.")
 	}
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	if !pending.ConfirmedAt.IsZero() {
 		return nil, errTOTPExists
 	}
 	secret, err := s.box.Open(pending.Secret, totpContext(p.Account.ID))
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	now := s.clock.Now()
 	res := totp.Check(secret, norm, now)
@@ -143,7 +143,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p account.Principal, code str
 			t.ConfirmedAt, t.LastUsedAt, t.LastUsedStep = now, now, res.Steps[len(res.Steps)-1]
 			return nil
 		}); err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		if codes, err = s.firstFactorCodes(ctx, q, p.Account.ID, before.count() == 0); err != nil {
 			return err
@@ -152,7 +152,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p account.Principal, code str
 			Data: map[string]any{"method": MethodTOTP, "backup_codes_generated": codes != nil}, Summary: "An authenticator app was added to your account."})
 	})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	s.succeeded(ctx, p.Account.ID)
 	return codes, nil
@@ -161,7 +161,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p account.Principal, code str
 // RemoveTOTP removes the authenticator app (or a pending enrolment). Needs
 // step-up.
 func (s *Service) RemoveTOTP(ctx context.Context, p account.Principal, c account.Client) error {
-	return internal(s.store.InTx(ctx, func(q store.Queries) error {
+	return apperr.Wrap(s.store.InTx(ctx, func(q store.Queries) error {
 		if err := s.lock(ctx, q, p.Account.ID); err != nil {
 			return err
 		}
@@ -170,11 +170,11 @@ func (s *Service) RemoveTOTP(ctx context.Context, p account.Principal, c account
 			return errNotEnrolled
 		}
 		if err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		if t.ConfirmedAt.IsZero() {
 			// Abandoning a set-up changes nothing that protects the account.
-			return internal(q.DeleteTOTP(ctx, p.Account.ID))
+			return apperr.Wrap(q.DeleteTOTP(ctx, p.Account.ID))
 		}
 		if err := s.requireStepUp(ctx, q, p); err != nil {
 			return err
@@ -183,7 +183,7 @@ func (s *Service) RemoveTOTP(ctx context.Context, p account.Principal, c account
 			return err
 		}
 		if err := q.DeleteTOTP(ctx, p.Account.ID); err != nil {
-			return internal(err)
+			return apperr.Wrap(err)
 		}
 		return s.removed(ctx, q, p, c, Event{Type: EventTOTPRemoved, Data: map[string]any{"method": MethodTOTP},
 			Summary: "The authenticator app was removed from your account."})
@@ -206,11 +206,11 @@ func (s *Service) verifyTOTP(ctx context.Context, accountID, code string) error 
 		return errNotEnrolled
 	}
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	secret, err := s.box.Open(cred.Secret, totpContext(accountID))
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	now := s.clock.Now()
 	res := totp.Check(secret, norm, now)
@@ -240,7 +240,7 @@ func (s *Service) verifyTOTP(ctx context.Context, accountID, code string) error 
 		return errNotEnrolled
 	}
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	s.succeeded(ctx, accountID)
 	return nil

@@ -320,3 +320,16 @@ func cleanText(s string, max int) string {
 
 // errNoSender is recorded when no Sender is configured for a channel.
 var errNoSender = errors.New("notify: no sender for this channel")
+
+// Time formats a time for people reading an e-mail: the same words in
+// every message ("Wed 25 Nov 2026 14:05 UTC").
+func Time(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 15:04 MST") }
+
+// OrUnknown keeps a required value non-empty: "unknown" for "" (an IP
+// address or device a request did not reveal).
+func OrUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

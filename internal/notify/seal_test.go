@@ -63,8 +63,8 @@ func TestSealedOutbox(t *testing.T) {
 func TestSealedOutboxRefusesToSendWhatItCannotOpen(t *testing.T) {
 	box := testBox(t, 1)
 	for _, tc := range []struct {
-		name   string
-		box    *secrets.Box
+		name string
+		box  *secrets.Box
 		// mangle changes the stored message id and returns the one to
 		// check (nil: leave it).
 		mangle func(t *testing.T, m *Mailer, s *fakeStore, id string) string

@@ -111,7 +111,7 @@ func factorCount(ctx context.Context, q store.Queries, accountID string) (int, e
 func (s *Service) checkNoActiveCase(ctx context.Context, q store.Queries, accountID string) error {
 	cases, err := q.ListRecoveryCases(ctx, store.RecoveryCaseFilter{AccountID: accountID, States: activeStates, Limit: 1})
 	if err != nil {
-		return internal(err)
+		return apperr.Wrap(err)
 	}
 	if len(cases) > 0 {
 		return apperr.Errorf(apperr.Conflict,
@@ -135,7 +135,7 @@ func (s *Service) limit(ctx context.Context, ip, accountID string) ([]string, er
 		n, err := s.d.Counter.Incr(ctx, l.key, 1, limitWindow)
 		if err != nil {
 			s.unlimit(ctx, counted)
-			return nil, internal(err)
+			return nil, apperr.Wrap(err)
 		}
 		counted = append(counted, l.key)
 		if n > l.max {
@@ -232,28 +232,6 @@ func (s *Service) record(ctx context.Context, q store.Queries, ev audit.Event) e
 	return nil
 }
 
-// mailTime formats a time for people reading an e-mail or a page.
-func mailTime(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 15:04 MST") }
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
-}
-
-// internal wraps an unexpected error: the adapters log it and show a
-// generic message.
-func internal(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := apperr.As(err); ok {
-		return err
-	}
-	return &apperr.Error{Code: apperr.Internal, Message: "internal error", Err: err}
-}
-
 var errStatusLink = apperr.New(apperr.TokenInvalid,
 	"This status link is not valid. Check that you opened the whole link you were given when you opened the request.")
 
@@ -301,7 +279,7 @@ func cancelTokenError(err error) error {
 		return apperr.New(apperr.TokenUsed,
 			"This cancel link was already used: the request it belongs to was cancelled.")
 	}
-	return internal(err)
+	return apperr.Wrap(err)
 }
 
 func requireStaff(p account.Principal) error {
@@ -316,7 +294,7 @@ func (s *Service) getCase(ctx context.Context, id string) (store.RecoveryCase, e
 	if errors.Is(err, store.ErrNotFound) {
 		return rc, errNoCase
 	}
-	return rc, internal(err)
+	return rc, apperr.Wrap(err)
 }
 
 // view is a case as its owner and the staff queue see it.
@@ -339,11 +317,11 @@ func (s *Service) view(rc store.RecoveryCase) CaseView {
 			"We will e-mail you when they decide. Nothing about your account changes until then."
 	case store.RecoveryWaiting:
 		v.NextStep = fmt.Sprintf("Approved. The waiting period ends on %s; then sign in with your password and set up a new second factor. "+
-			"Withdrawals stay paused for %d days after that.", mailTime(rc.WaitUntil), days)
+			"Withdrawals stay paused for %d days after that.", notify.Time(rc.WaitUntil), days)
 	case store.RecoveryCompleted:
 		v.NextStep = fmt.Sprintf("Your lost two-factor methods were removed. Sign in with your password and set up a new second factor; "+
 			"you will be asked to before anything else. Withdrawals stay paused until %s.",
-			mailTime(rc.CompletedAt.Add(s.d.Config.RecoveryHold)))
+			notify.Time(rc.CompletedAt.Add(s.d.Config.RecoveryHold)))
 	case store.RecoveryRejected:
 		v.NextStep = fmt.Sprintf("Support staff could not approve this request. If you still cannot sign in, open a new request "+
 			"from the sign-in page with what the reason asks for (for example a clearer photo of your identity document), "+
@@ -464,7 +442,7 @@ func (s *Service) remind(ctx context.Context, caseID string, now time.Time) (boo
 			return err
 		}
 		if err := s.mail(ctx, tx, a, notify.TemplateRecoveryReminder, map[string]string{
-			"Reference": rc.Reference, "WaitUntil": mailTime(rc.WaitUntil), "CancelLink": link,
+			"Reference": rc.Reference, "WaitUntil": notify.Time(rc.WaitUntil), "CancelLink": link,
 		}); err != nil {
 			return err
 		}
@@ -524,7 +502,7 @@ func (s *Service) complete(ctx context.Context, caseID string, now time.Time) (b
 			return err
 		}
 		if err := s.mail(ctx, tx, a, notify.TemplateRecoveryCompleted, map[string]string{
-			"Reference": rc.Reference, "HoldUntil": mailTime(a.SecurityHoldUntil),
+			"Reference": rc.Reference, "HoldUntil": notify.Time(a.SecurityHoldUntil),
 			"SignInLink": s.d.Mailer.Link(account.PathSignIn, ""),
 		}); err != nil {
 			return err

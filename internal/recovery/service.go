@@ -116,7 +116,7 @@ func (s *Service) Open(ctx context.Context, proof Proof, answers Answers, docume
 	}
 	n, err := factorCount(ctx, s.d.Store, acct.ID)
 	if err != nil {
-		return Opened{}, internal(err)
+		return Opened{}, apperr.Wrap(err)
 	}
 	if n == 0 {
 		return Opened{}, apperr.New(apperr.Conflict,
@@ -140,19 +140,19 @@ func (s *Service) Open(ctx context.Context, proof Proof, answers Answers, docume
 
 	id, err := secrets.NewID(s.d.Rand)
 	if err != nil {
-		return Opened{}, internal(err)
+		return Opened{}, apperr.Wrap(err)
 	}
 	statusToken, err := secrets.NewToken(s.d.Rand)
 	if err != nil {
-		return Opened{}, internal(err)
+		return Opened{}, apperr.Wrap(err)
 	}
 	sealed, err := s.d.Box.Seal(document, docContext(id))
 	if err != nil {
-		return Opened{}, internal(err)
+		return Opened{}, apperr.Wrap(err)
 	}
 	aj, err := json.Marshal(answers)
 	if err != nil {
-		return Opened{}, internal(err)
+		return Opened{}, apperr.Wrap(err)
 	}
 	rc := store.RecoveryCase{
 		ID: id, AccountID: acct.ID, State: store.RecoveryOpen, Via: via,
@@ -187,7 +187,7 @@ func (s *Service) Open(ctx context.Context, proof Proof, answers Answers, docume
 			return err
 		}
 		if err := s.mail(ctx, tx, a, notify.TemplateRecoveryRequested, map[string]string{
-			"Reference": rc.Reference, "Time": mailTime(now), "IP": orUnknown(c.IP), "CancelLink": link,
+			"Reference": rc.Reference, "Time": notify.Time(now), "IP": notify.OrUnknown(c.IP), "CancelLink": link,
 		}); err != nil {
 			return err
 		}
@@ -198,7 +198,7 @@ func (s *Service) Open(ctx context.Context, proof Proof, answers Answers, docume
 		})
 	})
 	if err != nil {
-		return Opened{}, internal(err)
+		return Opened{}, apperr.Wrap(err)
 	}
 	opened = true
 	return Opened{Case: s.view(rc), StatusToken: statusToken}, nil
@@ -215,7 +215,7 @@ func (s *Service) Status(ctx context.Context, statusToken string) (CaseView, err
 		return CaseView{}, errStatusLink
 	}
 	if err != nil {
-		return CaseView{}, internal(err)
+		return CaseView{}, apperr.Wrap(err)
 	}
 	return s.view(rc), nil
 }
@@ -241,7 +241,7 @@ func (s *Service) CheckCancelLink(ctx context.Context, token string) (CaseView, 
 		return CaseView{}, cancelTokenError(err)
 	}
 	if err != nil {
-		return CaseView{}, internal(err)
+		return CaseView{}, apperr.Wrap(err)
 	}
 	if !active(rc.State) {
 		return CaseView{}, errEnded(rc)
@@ -269,7 +269,7 @@ func (s *Service) CancelByLink(ctx context.Context, token string, c account.Clie
 		return err
 	})
 	if err != nil {
-		return CaseView{}, internal(err)
+		return CaseView{}, apperr.Wrap(err)
 	}
 	return s.view(out), nil
 }
@@ -285,7 +285,7 @@ func (s *Service) Queue(ctx context.Context, staff account.Principal, states []s
 	}
 	cases, err := s.d.Store.ListRecoveryCases(ctx, store.RecoveryCaseFilter{States: states, Limit: 500})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	return s.views(cases), nil
 }
@@ -297,7 +297,7 @@ func (s *Service) CasesOf(ctx context.Context, staff account.Principal, accountI
 	}
 	cases, err := s.d.Store.ListRecoveryCases(ctx, store.RecoveryCaseFilter{AccountID: accountID, Limit: 500})
 	if err != nil {
-		return nil, internal(err)
+		return nil, apperr.Wrap(err)
 	}
 	return s.views(cases), nil
 }
@@ -314,17 +314,17 @@ func (s *Service) Review(ctx context.Context, staff account.Principal, caseID st
 	}
 	acct, err := s.d.Store.GetAccount(ctx, rc.AccountID)
 	if err != nil {
-		return Review{}, internal(err)
+		return Review{}, apperr.Wrap(err)
 	}
 	var a Answers
 	if rc.Answers != "" {
 		if err := json.Unmarshal([]byte(rc.Answers), &a); err != nil {
-			return Review{}, internal(fmt.Errorf("recovery: case %s answers: %w", rc.ID, err))
+			return Review{}, apperr.Wrap(fmt.Errorf("recovery: case %s answers: %w", rc.ID, err))
 		}
 	}
 	cmp, err := s.compare(ctx, acct, a)
 	if err != nil {
-		return Review{}, internal(err)
+		return Review{}, apperr.Wrap(err)
 	}
 	// Reading someone's identity answers is a staff action like any other:
 	// on the record, with who read them, before they are shown.
@@ -333,7 +333,7 @@ func (s *Service) Review(ctx context.Context, staff account.Principal, caseID st
 		IP: staff.Session.IP, UserAgent: staff.Session.UserAgent,
 		Data: map[string]any{"case": rc.ID, "reference": rc.Reference},
 	}); err != nil {
-		return Review{}, internal(err)
+		return Review{}, apperr.Wrap(err)
 	}
 	return Review{
 		Case: s.view(rc), AccountEmail: acct.Email, Comparisons: cmp, Note: a.Note,
@@ -354,14 +354,14 @@ func (s *Service) Document(ctx context.Context, staff account.Principal, caseID 
 	}
 	data, err = s.d.Box.Open(rc.Document, docContext(rc.ID))
 	if err != nil {
-		return "", nil, internal(fmt.Errorf("recovery: case %s document: %w", rc.ID, err))
+		return "", nil, apperr.Wrap(fmt.Errorf("recovery: case %s document: %w", rc.ID, err))
 	}
 	// The view is on the record before anyone sees the document.
 	if err := s.record(ctx, s.d.Store, audit.Event{
 		Type: EventDocumentViewed, AccountID: rc.AccountID, ActorID: staff.Account.ID, IP: c.IP, UserAgent: c.UserAgent,
 		Data: map[string]any{"case": rc.ID, "reference": rc.Reference},
 	}); err != nil {
-		return "", nil, internal(err)
+		return "", nil, apperr.Wrap(err)
 	}
 	return rc.DocumentType, data, nil
 }
@@ -416,7 +416,7 @@ func (s *Service) Approve(ctx context.Context, staff account.Principal, caseID s
 				return err
 			}
 			if err := s.mail(ctx, tx, a, notify.TemplateRecoveryApproved, map[string]string{
-				"Reference": out.Reference, "WaitUntil": mailTime(out.WaitUntil), "CancelLink": link,
+				"Reference": out.Reference, "WaitUntil": notify.Time(out.WaitUntil), "CancelLink": link,
 			}); err != nil {
 				return err
 			}
@@ -430,7 +430,7 @@ func (s *Service) Approve(ctx context.Context, staff account.Principal, caseID s
 		})
 	})
 	if err != nil {
-		return CaseView{}, internal(err)
+		return CaseView{}, apperr.Wrap(err)
 	}
 	return s.view(out), nil
 }
@@ -478,7 +478,7 @@ func (s *Service) Reject(ctx context.Context, staff account.Principal, caseID, r
 		})
 	})
 	if err != nil {
-		return CaseView{}, internal(err)
+		return CaseView{}, apperr.Wrap(err)
 	}
 	return s.view(out), nil
 }
@@ -495,7 +495,7 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 		States: []store.RecoveryState{store.RecoveryWaiting}, Limit: tickBatch,
 	})
 	if err != nil {
-		return 0, internal(err)
+		return 0, apperr.Wrap(err)
 	}
 	changed := 0
 	var errs []error
@@ -546,14 +546,14 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 func (s *Service) NeedsEnrolment(ctx context.Context, acct store.Account) (bool, string, error) {
 	cases, err := s.d.Store.ListRecoveryCases(ctx, store.RecoveryCaseFilter{AccountID: acct.ID, Limit: 1})
 	if err != nil {
-		return false, "", internal(err)
+		return false, "", apperr.Wrap(err)
 	}
 	if len(cases) == 0 || cases[0].State != store.RecoveryCompleted {
 		return false, "", nil
 	}
 	n, err := factorCount(ctx, s.d.Store, acct.ID)
 	if err != nil {
-		return false, "", internal(err)
+		return false, "", apperr.Wrap(err)
 	}
 	return n == 0, "", nil
 }

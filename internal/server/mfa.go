@@ -261,13 +261,13 @@ func (r *mfaRecorder) mail(ctx context.Context, q store.Queries, ev mfa.Event, h
 		ip = "unknown"
 	}
 	data := map[string]string{
-		"Time":         mailTime(now),
+		"Time":         notify.Time(now),
 		"IP":           ip,
 		"SecurityLink": r.mailer.Link(web.PathSecurity, ""),
 		"SecureLink":   r.mailer.Link(account.PathSecureAccount, tok),
 	}
 	if !holdUntil.IsZero() {
-		data["HoldUntil"] = mailTime(holdUntil)
+		data["HoldUntil"] = notify.Time(holdUntil)
 	}
 	template := notify.TemplateMFAChanged
 	summary := strings.TrimSpace(ev.Summary)
@@ -288,6 +288,3 @@ func (r *mfaRecorder) mail(ctx context.Context, q store.Queries, ev mfa.Event, h
 	}
 	return nil
 }
-
-// mailTime formats a time for an e-mail (as the account service does).
-func mailTime(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 15:04 MST") }
