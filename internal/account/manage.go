@@ -391,14 +391,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		if err != nil {
 			return err
 		}
-		revoked, err := tx.RevokeSessions(ctx, a.ID, p.Session.ID, now)
-		if err != nil {
-			return err
-		}
-		if err := tx.DeleteTokens(ctx, a.ID, store.TokenPasswordReset); err != nil {
-			return err
-		}
-		link, err := s.secureLink(ctx, tx, a, now)
+		revoked, link, err := s.passwordWritten(ctx, tx, a, p.Session.ID, now)
 		if err != nil {
 			return err
 		}
@@ -417,4 +410,19 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		s.log.Warn("account: resetting password-change counter failed", "err", err)
 	}
 	return nil
+}
+
+// passwordWritten does, in the caller's transaction, what a new password
+// (changed or reset) takes with it: every session but keepSession (empty:
+// all) revoked, every password-reset link voided, and a fresh "this wasn't
+// me" link for the e-mail that reports the change.
+func (s *Service) passwordWritten(ctx context.Context, tx store.Queries, a store.Account, keepSession string, now time.Time) (revoked int, secureLink string, err error) {
+	if revoked, err = tx.RevokeSessions(ctx, a.ID, keepSession, now); err != nil {
+		return 0, "", err
+	}
+	if err := tx.DeleteTokens(ctx, a.ID, store.TokenPasswordReset); err != nil {
+		return 0, "", err
+	}
+	secureLink, err = s.secureLink(ctx, tx, a, now)
+	return revoked, secureLink, err
 }

@@ -83,25 +83,8 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string, c Clie
 	if err := s.checkResetIP(ctx, c.IP, now); err != nil {
 		return err
 	}
-	e, err := NormalizeEmail(email)
-	if err != nil {
-		return err
-	}
-	mayMail, err := s.mayMail(ctx, e)
-	if err != nil || !mayMail {
-		return err
-	}
-	err = s.store.InTx(ctx, func(tx store.Queries) error {
-		a, err := tx.GetAccountByEmail(ctx, e)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !a.LockedAt.IsZero() {
-			return nil
-		}
+	unlocked := func(a store.Account) bool { return a.LockedAt.IsZero() }
+	return s.mailIfAccount(ctx, email, unlocked, func(tx store.Queries, a store.Account) error {
 		if err := tx.DeleteTokens(ctx, a.ID, store.TokenPasswordReset); err != nil {
 			return err
 		}
@@ -116,25 +99,12 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string, c Clie
 		}
 		return s.record(ctx, tx, "password.reset_requested", a, c, "", nil)
 	})
-	return apperr.Wrap(err)
 }
 
 // checkResetIP counts a reset request from ip and refuses it past the
 // limit (the sign-in limit, on a counter of its own).
 func (s *Service) checkResetIP(ctx context.Context, ip string, now time.Time) error {
-	if ip == "" {
-		return nil
-	}
-	n, err := s.counter.Incr(ctx, "reset-ip:"+ip, 1, s.cfg.ThrottleWindow)
-	if err != nil {
-		return apperr.Wrap(err)
-	}
-	if n <= int64(s.cfg.IPLimit) {
-		return nil
-	}
-	wait := windowEnd(now, s.cfg.ThrottleWindow).Sub(now)
-	return &apperr.Error{Code: apperr.RateLimited, RetryAfter: wait,
-		Message: "Too many password-reset requests from your network. Try again in " + humanDuration(wait) + "."}
+	return s.limitIP(ctx, "reset-ip:", ip, now, "password-reset requests")
 }
 
 // resetLink is a reset link as found in the store, not used.
@@ -388,14 +358,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword, factor,
 		if err != nil {
 			return err
 		}
-		revoked, err := tx.RevokeSessions(ctx, a.ID, "", now)
-		if err != nil {
-			return err
-		}
-		if err := tx.DeleteTokens(ctx, a.ID, store.TokenPasswordReset); err != nil {
-			return err
-		}
-		link, err := s.secureLink(ctx, tx, a, now)
+		revoked, link, err := s.passwordWritten(ctx, tx, a, "", now)
 		if err != nil {
 			return err
 		}

@@ -98,6 +98,27 @@ func (s *Service) mayMail(ctx context.Context, e string) (bool, error) {
 // the address has an unconfirmed account; the answer is the same either
 // way: nil, or Invalid for something that is not an e-mail address.
 func (s *Service) ResendConfirmation(ctx context.Context, email string, c Client) error {
+	unconfirmed := func(a store.Account) bool { return a.EmailConfirmedAt.IsZero() && a.LockedAt.IsZero() }
+	return s.mailIfAccount(ctx, email, unconfirmed, func(tx store.Queries, a store.Account) error {
+		if err := tx.DeleteTokens(ctx, a.ID, store.TokenEmailConfirm); err != nil {
+			return err
+		}
+		if err := s.sendConfirmation(ctx, tx, a, s.now()); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, "signup.confirmation_resent", a, c, "", nil)
+	})
+}
+
+// mailIfAccount is the shape of every request that e-mails a link to an
+// address someone typed (resend confirmation, forgot password): after the
+// per-address mail limit, send runs in one transaction for the account
+// with that address when eligible says so, and otherwise nothing happens.
+// The answer is the same either way (nil, or Invalid for something that is
+// not an e-mail address), and the e-mail goes out later from the outbox,
+// so neither the answer nor its timing says whether the account exists.
+func (s *Service) mailIfAccount(ctx context.Context, email string, eligible func(store.Account) bool,
+	send func(tx store.Queries, a store.Account) error) error {
 	e, err := NormalizeEmail(email)
 	if err != nil {
 		return err
@@ -114,16 +135,10 @@ func (s *Service) ResendConfirmation(ctx context.Context, email string, c Client
 		if err != nil {
 			return err
 		}
-		if !a.EmailConfirmedAt.IsZero() || !a.LockedAt.IsZero() {
+		if !eligible(a) {
 			return nil
 		}
-		if err := tx.DeleteTokens(ctx, a.ID, store.TokenEmailConfirm); err != nil {
-			return err
-		}
-		if err := s.sendConfirmation(ctx, tx, a, s.now()); err != nil {
-			return err
-		}
-		return s.record(ctx, tx, "signup.confirmation_resent", a, c, "", nil)
+		return send(tx, a)
 	})
 	return apperr.Wrap(err)
 }

@@ -89,12 +89,19 @@ func windowEnd(now time.Time, w time.Duration) time.Time {
 	return time.Unix(0, (now.UnixNano()/int64(w)+1)*int64(w)).UTC()
 }
 
-// checkIP counts an attempt from ip and refuses it past the limit.
+// checkIP counts a sign-in attempt from ip and refuses it past the limit.
 func (s *Service) checkIP(ctx context.Context, ip string, now time.Time) error {
+	return s.limitIP(ctx, "ip:", ip, now, "sign-in attempts")
+}
+
+// limitIP counts one request of a kind (its counter prefix) from ip and
+// refuses it, naming what (plural) in the message, past IPLimit per
+// throttle window. Requests without an address are not counted.
+func (s *Service) limitIP(ctx context.Context, prefix, ip string, now time.Time, what string) error {
 	if ip == "" {
 		return nil
 	}
-	n, err := s.counter.Incr(ctx, "ip:"+ip, 1, s.cfg.ThrottleWindow)
+	n, err := s.counter.Incr(ctx, prefix+ip, 1, s.cfg.ThrottleWindow)
 	if err != nil {
 		return apperr.Wrap(err)
 	}
@@ -103,7 +110,7 @@ func (s *Service) checkIP(ctx context.Context, ip string, now time.Time) error {
 	}
 	wait := windowEnd(now, s.cfg.ThrottleWindow).Sub(now)
 	return &apperr.Error{Code: apperr.RateLimited, RetryAfter: wait,
-		Message: fmt.Sprintf("Too many sign-in attempts from your network. Try again in %s.", humanDuration(wait))}
+		Message: fmt.Sprintf("Too many %s from your network. Try again in %s.", what, humanDuration(wait))}
 }
 
 // delayAfter is the wait after n failures: 2^(n-free) seconds, capped.
