@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"net/http"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/moat-dev/moat/internal/httpx"
 	"github.com/moat-dev/moat/internal/recovery"
 	"github.com/moat-dev/moat/internal/store"
+	"github.com/moat-dev/moat/internal/web"
 )
 
 //go:embed templates/*.html
@@ -92,30 +91,11 @@ var funcs = template.FuncMap{
 }
 
 // parsePages builds one template set per page: the layout plus that
-// page's "content".
+// page's "content", as the web pages are built.
 func parsePages() (pages, error) {
-	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/_*.html")
+	ps, err := web.ParsePages(templateFS, funcs)
 	if err != nil {
-		return nil, err
-	}
-	names, err := fs.Glob(templateFS, "templates/*.html")
-	if err != nil {
-		return nil, err
-	}
-	ps := pages{}
-	for _, n := range names {
-		name := strings.TrimSuffix(path.Base(n), ".html")
-		if strings.HasPrefix(name, "_") {
-			continue
-		}
-		t, err := base.Clone()
-		if err != nil {
-			return nil, err
-		}
-		if _, err := t.ParseFS(templateFS, n); err != nil {
-			return nil, fmt.Errorf("admin: template %s: %w", n, err)
-		}
-		ps[name] = t
+		return nil, fmt.Errorf("admin: %w", err)
 	}
 	return ps, nil
 }

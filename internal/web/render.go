@@ -136,14 +136,21 @@ func (h *Handler) funcs() template.FuncMap {
 	}
 }
 
-// parsePages builds one template set per page: the shared layout and
-// partials plus that page's "content".
+// parsePages builds the pages of this package's templates.
 func parsePages(funcs template.FuncMap) (map[string]*template.Template, error) {
-	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/_*.html")
+	return ParsePages(templateFS, funcs)
+}
+
+// ParsePages builds one template set per page from fsys: the shared
+// layout and partials (templates/_*.html) plus that page's "content"
+// (every other templates/*.html, named by its file name without .html).
+// The support console builds its own pages the same way.
+func ParsePages(fsys fs.FS, funcs template.FuncMap) (map[string]*template.Template, error) {
+	base, err := template.New("").Funcs(funcs).ParseFS(fsys, "templates/_*.html")
 	if err != nil {
 		return nil, err
 	}
-	names, err := fs.Glob(templateFS, "templates/*.html")
+	names, err := fs.Glob(fsys, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -157,8 +164,8 @@ func parsePages(funcs template.FuncMap) (map[string]*template.Template, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := t.ParseFS(templateFS, n); err != nil {
-			return nil, fmt.Errorf("web: template %s: %w", n, err)
+		if _, err := t.ParseFS(fsys, n); err != nil {
+			return nil, fmt.Errorf("template %s: %w", n, err)
 		}
 		pages[name] = t
 	}
