@@ -697,11 +697,21 @@ func (h *Handler) signinFactorChallenge(w http.ResponseWriter, r *http.Request) 
 		h.fail(w, r, answerField(err))
 		return
 	}
-	out := challengeResponse{Method: req.Factor}
+	h.writeChallenge(w, r, ch, req.Factor)
+}
+
+// writeChallenge answers with a factor's started challenge (nil: the
+// factor needs none, e.g. an authenticator code), for sign-in and reset
+// alike.
+func (h *Handler) writeChallenge(w http.ResponseWriter, r *http.Request, ch any, method string) {
+	out := challengeResponse{Method: method}
 	switch c := ch.(type) {
 	case nil:
 	case mfa.Challenge:
 		out = challengeOut(c)
+		if out.Method == "" {
+			out.Method = method
+		}
 	default:
 		h.fail(w, r, &apperr.Error{Code: apperr.Internal, Message: "unexpected challenge type"})
 		return

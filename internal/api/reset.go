@@ -102,19 +102,7 @@ func (h *Handler) passwordResetChallenge(w http.ResponseWriter, r *http.Request)
 		h.fail(w, r, answerField(err))
 		return
 	}
-	out := challengeResponse{Method: req.Factor}
-	switch c := ch.(type) {
-	case nil:
-	case mfa.Challenge:
-		out = challengeOut(c)
-		if out.Method == "" {
-			out.Method = req.Factor
-		}
-	default:
-		h.fail(w, r, &apperr.Error{Code: apperr.Internal, Message: "unexpected challenge type"})
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, out)
+	h.writeChallenge(w, r, ch, req.Factor)
 }
 
 // resetRequest sets the password. Factor and response are required when

@@ -173,16 +173,8 @@ func compareMonth(answer string, created time.Time) Comparison {
 // compareWords matches when the answer and one of the known names share a
 // word of three or more letters ("firefox", "iphone"), case-insensitively.
 func compareWords(question, answer string, known []string) Comparison {
-	c := Comparison{Question: question, Answer: answer, Known: strings.Join(known, "; ")}
-	switch {
-	case answer == "":
-		c.Match = MatchNoAnswer
-		if len(known) == 0 {
-			c.Known = noRecord
-		}
-		return c
-	case len(known) == 0:
-		c.Known, c.Match = noRecord, MatchUnknown
+	c, decided := compareStart(question, answer, known)
+	if decided {
 		return c
 	}
 	said := words(answer)
@@ -216,16 +208,8 @@ func words(s string) map[string]bool {
 // compareExact matches when the answer equals one of the known names,
 // ignoring case and surrounding space.
 func compareExact(question, answer string, known []string) Comparison {
-	c := Comparison{Question: question, Answer: answer, Known: strings.Join(known, "; ")}
-	switch {
-	case answer == "":
-		c.Match = MatchNoAnswer
-		if len(known) == 0 {
-			c.Known = noRecord
-		}
-		return c
-	case len(known) == 0:
-		c.Known, c.Match = noRecord, MatchUnknown
+	c, decided := compareStart(question, answer, known)
+	if decided {
 		return c
 	}
 	c.Match = MatchNo
@@ -235,6 +219,24 @@ func compareExact(question, answer string, known []string) Comparison {
 		}
 	}
 	return c
+}
+
+// compareStart settles what needs no comparison: a blank answer, or no
+// record to compare with. Otherwise it returns the comparison to finish.
+func compareStart(question, answer string, known []string) (c Comparison, decided bool) {
+	c = Comparison{Question: question, Answer: answer, Known: strings.Join(known, "; ")}
+	switch {
+	case answer == "":
+		c.Match = MatchNoAnswer
+		if len(known) == 0 {
+			c.Known = noRecord
+		}
+		return c, true
+	case len(known) == 0:
+		c.Known, c.Match = noRecord, MatchUnknown
+		return c, true
+	}
+	return c, false
 }
 
 func unknown(question, answer string) Comparison {
