@@ -132,6 +132,7 @@ func (h *Handler) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+Path+"/cases/{id}/document", h.staff(ActDocument, h.document))
 	mux.HandleFunc("POST "+Path+"/cases/{id}/approve", h.staff(ActApprove, h.approve))
 	mux.HandleFunc("POST "+Path+"/cases/{id}/reject", h.staff(ActReject, h.reject))
+	mux.HandleFunc("POST "+Path+"/cases/{id}/stop", h.staff(ActStop, h.stop))
 	mux.HandleFunc("GET "+Path+"/accounts", h.staff(ActView, h.searchPage))
 	mux.HandleFunc("GET "+Path+"/accounts/{id}", h.staff(ActView, h.accountPage))
 	mux.HandleFunc("POST "+Path+"/accounts/{id}/lock", h.staff(ActLock, h.lock))
@@ -157,6 +158,10 @@ const (
 	// recovery service refuses a second approval by the same person).
 	ActApprove Action = "approve"
 	ActReject  Action = "reject"
+	// ActStop stops an open or approved (waiting) case: the owner reached
+	// support another way and it is not theirs. The safe direction, so one
+	// staff member suffices.
+	ActStop Action = "stop"
 	// ActLock locks an account and revokes its sessions.
 	ActLock Action = "lock"
 	// ActRevokeSessions signs an account out everywhere.
@@ -175,6 +180,7 @@ var matrix = map[Action][]store.Role{
 	ActDocument:       {store.RoleSupport, store.RoleAdmin},
 	ActApprove:        {store.RoleSupport, store.RoleAdmin},
 	ActReject:         {store.RoleSupport, store.RoleAdmin},
+	ActStop:           {store.RoleSupport, store.RoleAdmin},
 	ActLock:           {store.RoleSupport, store.RoleAdmin},
 	ActRevokeSessions: {store.RoleSupport, store.RoleAdmin},
 	ActUnlock:         {store.RoleAdmin},

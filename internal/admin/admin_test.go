@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moat-dev/moat/internal/recovery"
 	"github.com/moat-dev/moat/internal/store"
@@ -256,4 +257,53 @@ func TestReject(t *testing.T) {
 	}
 	expect(t, e.get(caseURL, samKey), http.StatusOK, "sharper photo")
 	expect(t, e.post(caseURL+"/approve", samKey, nil), http.StatusConflict)
+}
+
+// TestStopWaitingCase: the owner phones support about an approved case
+// that is not theirs. One staff member stops it with a reason: the case
+// is cancelled, the waiting period never completes, the owner is told,
+// and the audit log names who stopped it.
+func TestStopWaitingCase(t *testing.T) {
+	e := newEnv(t)
+	user := e.create("ursula@example.com", store.RoleUser)
+	opened := e.openCase(user)
+	id := opened.Case.ID
+	caseURL := "/admin/cases/" + id
+	_, samKey := e.staff("sam@example.com", store.RoleSupport)
+	_, adaKey := e.staff("ada@example.com", store.RoleAdmin)
+	tess, tessKey := e.staff("tess@example.com", store.RoleSupport)
+
+	// An open case offers Reject, not Stop.
+	if r := e.get(caseURL, tessKey); strings.Contains(r.body, `action="`+caseURL+`/stop"`) {
+		t.Error("an open case offers the stop form")
+	}
+	expectRedirect(t, e.post(caseURL+"/approve", samKey, nil), caseURL+"?n=approved-first")
+	expectRedirect(t, e.post(caseURL+"/approve", adaKey, nil), caseURL+"?n=approved-final")
+	expect(t, e.get(caseURL, tessKey), http.StatusOK, `action="`+caseURL+`/stop"`, "Stop the recovery")
+
+	// A reason is required; without one nothing changes.
+	expect(t, e.post(caseURL+"/stop", tessKey, url.Values{"reason": {" "}}), http.StatusBadRequest, "Write why the recovery is stopped")
+	if c := e.caseOf(id); c.State != store.RecoveryWaiting {
+		t.Fatalf("state %s after a stop without reason", c.State)
+	}
+	const why = "Owner called from the number on file (ticket 5120): not their request"
+	expectRedirect(t, e.post(caseURL+"/stop", tessKey, url.Values{"reason": {why}}), caseURL+"?n=stopped")
+	c := e.caseOf(id)
+	if c.State != store.RecoveryCancelled || c.CancelledBy != tess.acct.ID {
+		t.Fatalf("after stop: %s by %q", c.State, c.CancelledBy)
+	}
+	evs := e.audit(user.acct.ID, recovery.EventCancelled)
+	if len(evs) != 1 || evs[0].ActorID != tess.acct.ID || !strings.Contains(evs[0].Data, "ticket 5120") {
+		t.Errorf("stop audited as %+v", evs)
+	}
+	expect(t, e.get(caseURL+"?n=stopped", samKey), http.StatusOK, "The recovery is stopped", "by a staff member")
+	// Stopped is final: nothing more to stop, and the timer completes nothing.
+	expect(t, e.post(caseURL+"/stop", samKey, url.Values{"reason": {"again"}}), http.StatusConflict)
+	e.clock.Advance(73 * time.Hour)
+	if _, err := e.srv.Recovery().Tick(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.caseOf(id); c.State != store.RecoveryCancelled {
+		t.Fatalf("after the waiting period: %s", c.State)
+	}
 }

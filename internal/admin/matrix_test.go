@@ -19,6 +19,7 @@ func TestMatrix(t *testing.T) {
 		ActDocument:       {u: false, s: true, a: true},
 		ActApprove:        {u: false, s: true, a: true},
 		ActReject:         {u: false, s: true, a: true},
+		ActStop:           {u: false, s: true, a: true},
 		ActLock:           {u: false, s: true, a: true},
 		ActRevokeSessions: {u: false, s: true, a: true},
 		ActUnlock:         {u: false, s: false, a: true},

@@ -20,6 +20,7 @@ var notices = map[string]string{
 	"approved-first": "Your approval is recorded. A second staff member must approve the case too before the waiting period starts.",
 	"approved-final": "The case is approved by two staff members. The waiting period has started and the owner was e-mailed; they can still cancel it.",
 	"rejected":       "The case is rejected. The owner was e-mailed your reason.",
+	"stopped":        "The recovery is stopped. Nothing about the account changed; the owner was e-mailed.",
 	"locked":         "The account is locked and all its sessions are signed out.",
 	"unlocked":       "The account is unlocked. Its owner can sign in again.",
 	"revoked":        "All the account's sessions are signed out.",
@@ -185,6 +186,22 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, staff account.P
 		return
 	}
 	see(w, r, Path+"/cases/"+url.PathEscape(id)+"?n=rejected")
+}
+
+func (h *Handler) stop(w http.ResponseWriter, r *http.Request, staff account.Principal) {
+	id := r.PathValue("id")
+	reason := strings.TrimSpace(r.PostForm.Get("reason"))
+	if reason == "" {
+		h.showCase(w, r, staff, http.StatusBadRequest, &page{
+			Errors: map[string]string{"reason": "Write why the recovery is stopped (who asked, how you checked). It goes in the audit log."},
+		})
+		return
+	}
+	if _, err := h.recovery.Stop(r.Context(), staff, id, reason, h.client(r)); err != nil {
+		h.caseError(w, r, staff, err)
+		return
+	}
+	see(w, r, Path+"/cases/"+url.PathEscape(id)+"?n=stopped")
 }
 
 // caseError shows a refused approval or rejection on the case page itself

@@ -341,10 +341,18 @@ func (s *Service) views(cases []store.RecoveryCase) []CaseView {
 	return out
 }
 
+// How a case was cancelled, when not by a staff member (whose account ID
+// is recorded instead).
+const (
+	cancelledByLink   = "link"
+	cancelledBySignIn = "signin"
+)
+
 // cancel ends an open or waiting case through q: the owner is e-mailed
 // and the cancellation audited. by is "link", "signin" or a staff ID;
 // how finishes the e-mail's sentence. accountID, when set, must be the
-// case's account. Returns errEnded for a case that is over.
+// case's account. Returns errEnded for a case that is over. A staff ID in
+// by is also the audit event's actor.
 func (s *Service) cancel(ctx context.Context, q store.Queries, caseID, accountID, by, how string, c account.Client, now time.Time, data map[string]any) (store.RecoveryCase, error) {
 	rc, err := q.UpdateRecoveryCase(ctx, caseID, func(rc *store.RecoveryCase) error {
 		if accountID != "" && rc.AccountID != accountID {
@@ -369,11 +377,15 @@ func (s *Service) cancel(ctx context.Context, q store.Queries, caseID, accountID
 		return rc, err
 	}
 	d := map[string]any{"case": rc.ID, "reference": rc.Reference, "by": by}
+	actor := by
+	if by == cancelledByLink || by == cancelledBySignIn {
+		actor = ""
+	}
 	for k, v := range data {
 		d[k] = v
 	}
 	return rc, s.record(ctx, q, audit.Event{
-		Type: EventCancelled, AccountID: rc.AccountID, IP: c.IP, UserAgent: c.UserAgent, Data: d,
+		Type: EventCancelled, AccountID: rc.AccountID, ActorID: actor, IP: c.IP, UserAgent: c.UserAgent, Data: d,
 	})
 }
 
@@ -400,7 +412,7 @@ func (s *Service) signedIn(ctx context.Context, accountID, factor string) {
 	for _, rc := range cases {
 		now := s.now()
 		err := s.d.Store.InTx(ctx, func(tx store.Queries) error {
-			_, err := s.cancel(ctx, tx, rc.ID, accountID, "signin",
+			_, err := s.cancel(ctx, tx, rc.ID, accountID, cancelledBySignIn,
 				"someone signed in with the account's current "+what, account.Client{}, now, map[string]any{"factor": factor})
 			return err
 		})

@@ -813,3 +813,43 @@ func TestPerAccountLimit(t *testing.T) {
 	w.clk.Advance(24 * time.Hour)
 	w.open(p)
 }
+
+// TestStop: one staff member stops an approved case on the owner's word;
+// non-staff cannot, a reason is required, an ended case cannot be stopped,
+// and the timer then completes nothing.
+func TestStop(t *testing.T) {
+	w := newWorld(t)
+	p := w.user("jane@example.com", store.RoleUser)
+	o := w.waiting(p)
+	s3 := w.staffOnce("s3@moat.test")
+
+	_, err := w.rec.Stop(w.ctx, account.Principal{Account: p.acct}, o.Case.ID, "not mine", w.web)
+	wantCode(t, err, apperr.Forbidden)
+	_, err = w.rec.Stop(w.ctx, s3, o.Case.ID, "  ", w.web)
+	wantCode(t, err, apperr.Invalid)
+	_, err = w.rec.Stop(w.ctx, s3, "nope", "not mine", w.web)
+	wantCode(t, err, apperr.NotFound)
+	if c := w.getCase(o.Case.ID); c.State != store.RecoveryWaiting {
+		t.Fatalf("refused stops changed the case: %s", c.State)
+	}
+
+	c, err := w.rec.Stop(w.ctx, s3, o.Case.ID, "owner phoned, ticket 77", w.web)
+	if err != nil || c.State != store.RecoveryCancelled || c.CancelledBy != s3.Account.ID {
+		t.Fatalf("Stop: %+v, %v", c, err)
+	}
+	if evs := w.auditEvents(p.acct.ID, recovery.EventCancelled); len(evs) != 1 || evs[0].ActorID != s3.Account.ID ||
+		!strings.Contains(evs[0].Data, "ticket 77") {
+		t.Errorf("stop audited as %+v", evs)
+	}
+	if m := w.lastMail(p.acct.Email, subjCancelled); !strings.Contains(m.Body, "support staff") {
+		t.Errorf("cancellation e-mail: %s", m.Body)
+	}
+	_, err = w.rec.Stop(w.ctx, s3, o.Case.ID, "again", w.web)
+	wantCode(t, err, apperr.Conflict)
+
+	w.clk.Advance(recovery.DefaultWaitingPeriod + time.Hour)
+	w.tick()
+	if c := w.getCase(o.Case.ID); c.State != store.RecoveryCancelled {
+		t.Fatalf("after the waiting period: %s", c.State)
+	}
+}

@@ -262,7 +262,7 @@ func (s *Service) CancelByLink(ctx context.Context, token string, c account.Clie
 		if err != nil {
 			return cancelTokenError(err)
 		}
-		out, err = s.cancel(ctx, tx, t.Subject, t.AccountID, "link", "with the cancel link in our e-mail", c, now, nil)
+		out, err = s.cancel(ctx, tx, t.Subject, t.AccountID, cancelledByLink, "with the cancel link in our e-mail", c, now, nil)
 		if errors.Is(err, store.ErrNotFound) {
 			return cancelTokenError(err)
 		}
@@ -476,6 +476,37 @@ func (s *Service) Reject(ctx context.Context, staff account.Principal, caseID, r
 			Type: EventRejected, AccountID: out.AccountID, ActorID: staff.Account.ID, IP: c.IP, UserAgent: c.UserAgent,
 			Data: map[string]any{"case": out.ID, "reference": out.Reference, "reason": reason},
 		})
+	})
+	if err != nil {
+		return CaseView{}, apperr.Wrap(err)
+	}
+	return s.view(out), nil
+}
+
+// Stop ends an open or waiting case on a staff member's word, with a
+// reason recorded in the audit log (Invalid, Field "reason", when empty):
+// the owner reached support another way and says the request is not
+// theirs, say. Stopping is the safe direction, so one staff member
+// suffices, at any time before the waiting period ends. The owner is
+// e-mailed. Conflict for a case that has ended; Forbidden for non-staff.
+func (s *Service) Stop(ctx context.Context, staff account.Principal, caseID, reason string, c account.Client) (CaseView, error) {
+	if err := requireStaff(staff); err != nil {
+		return CaseView{}, err
+	}
+	reason, err := cleanReason(reason)
+	if err != nil {
+		return CaseView{}, err
+	}
+	now := s.now()
+	var out store.RecoveryCase
+	err = s.d.Store.InTx(ctx, func(tx store.Queries) error {
+		var err error
+		out, err = s.cancel(ctx, tx, caseID, "", staff.Account.ID, "by our support staff", c, now,
+			map[string]any{"reason": reason})
+		if errors.Is(err, store.ErrNotFound) {
+			return errNoCase
+		}
+		return err
 	})
 	if err != nil {
 		return CaseView{}, apperr.Wrap(err)
