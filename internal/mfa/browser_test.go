@@ -18,6 +18,7 @@ import (
 	"github.com/moat-dev/moat/internal/mfa"
 	mfawebauthn "github.com/moat-dev/moat/internal/mfa/webauthn"
 	"github.com/moat-dev/moat/internal/testenv"
+	"github.com/moat-dev/moat/internal/testenv/chrome"
 )
 
 // This is a spike of the browser test the web adapter will have: real
@@ -105,7 +106,7 @@ func testAdapter(e *env) http.Handler {
 }
 
 func TestBrowserWebAuthn(t *testing.T) {
-	chromium := testenv.Chromium(t)
+	testenv.Chromium(t) // skip before starting anything
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -119,21 +120,9 @@ func TestBrowserWebAuthn(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	bctx, cancel = context.WithTimeout(bctx, 90*time.Second)
-	defer cancel()
-
 	// The virtual authenticator goes on the tab, before any navigation.
-	if _, err := chromedp.Call(bctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
+	bctx := chrome.Start(t, 90*time.Second)
+	chrome.EnableWebAuthn(t, bctx)
 	// A USB security key (CTAP2.1, resident keys, user verification).
 	usbKey := addAuthenticator(t, bctx, webauthn.AuthenticatorTransportUsb)
 

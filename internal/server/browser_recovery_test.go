@@ -3,13 +3,9 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/png"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,8 +22,9 @@ import (
 	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/mfa/totp"
 	"github.com/moat-dev/moat/internal/server"
+	"github.com/moat-dev/moat/internal/server/servertest"
 	"github.com/moat-dev/moat/internal/store"
-	"github.com/moat-dev/moat/internal/testenv"
+	"github.com/moat-dev/moat/internal/testenv/chrome"
 )
 
 // TestBrowserRecoveryFullPath is the whole recovery of a lost second
@@ -51,11 +48,11 @@ import (
 // Each person has their own browser profile (cookies) and their own
 // DevTools virtual authenticator (security key).
 func TestBrowserRecoveryFullPath(t *testing.T) {
-	chromium := testenv.Chromium(t)
 	// A TOTP step boundary, so that "the next code" is one step on.
 	clk := clock.NewFake(time.Now().Truncate(30 * time.Second))
-	base, srv := startBrowserServer(t, clk)
-	ctx := startBrowser(t, chromium)
+	// New-device approval has its own browser test.
+	base, srv := servertest.Start(t, clk, func(c *config.Config) { c.Security.DeviceApproval = false })
+	ctx := chrome.Start(t, 4*time.Minute)
 	code := totpCoder(t, clk)
 
 	// Ursula: an account with an authenticator app.
@@ -63,7 +60,7 @@ func TestBrowserRecoveryFullPath(t *testing.T) {
 	if _, err := srv.Accounts().CreateConfirmedUser(t.Context(), "ursula@example.com", pw, store.RoleUser, "cli"); err != nil {
 		t.Fatal(err)
 	}
-	ursula := &browserUser{t: t, base: base, email: "ursula@example.com", password: pw, ctx: newProfile(t, ctx)}
+	ursula := &browserUser{t: t, base: base, email: "ursula@example.com", password: pw, ctx: chrome.Profile(t, ctx)}
 	ursula.signInTo("/account")
 	secret := ursula.enrolApp(code)
 	ursula.signOut()
@@ -174,80 +171,6 @@ func TestBrowserRecoveryFullPath(t *testing.T) {
 	ursula.sees(reference)
 }
 
-// startBrowserServer runs the full server with clk on a loopback port and
-// returns its base URL at localhost (WebAuthn needs a secure context:
-// http://localhost is one, http://127.0.0.1 is not).
-func startBrowserServer(t *testing.T, clk clock.Clock) (string, *server.Server) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Dev = true
-	cfg.Addr = ln.Addr().String()
-	cfg.PublicOrigin = base
-	// The minimum argon2id cost OWASP allows: the test signs in often.
-	cfg.Security.Argon2MemoryKiB, cfg.Security.Argon2Time = 7168, 5
-	// New-device approval has its own browser test.
-	cfg.Security.DeviceApproval = false
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler), server.WithClock(clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-		s.Close()
-	})
-	return base, s
-}
-
-// startBrowser starts headless Chromium and returns its first tab.
-func startBrowser(t *testing.T, chromium string) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(alloc)
-	t.Cleanup(cancelTab)
-	if err := chromedp.Do(tab); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return tab
-}
-
-// newProfile opens a tab in a new browser profile (its own cookies) with
-// the WebAuthn domain enabled (it must be, before any navigation).
-func newProfile(t *testing.T, browser context.Context) context.Context {
-	t.Helper()
-	tab, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	if _, err := chromedp.Call(tab, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
-	return tab
-}
-
 // newStaff creates a staff account as `moat admin create` does and walks
 // the steps it prints: sign in with the password (the console is still
 // closed), register a security key in Security settings, sign out and
@@ -258,7 +181,7 @@ func newStaff(t *testing.T, srv *server.Server, base string, browser context.Con
 	if _, err := srv.Accounts().CreateConfirmedUser(t.Context(), email, pw, role, "cli"); err != nil {
 		t.Fatal(err)
 	}
-	u := &browserUser{t: t, base: base, email: email, password: pw, ctx: newProfile(t, browser)}
+	u := &browserUser{t: t, base: base, email: email, password: pw, ctx: chrome.Profile(t, browser)}
 	res, err := chromedp.Call(u.ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
 		Options: &webauthn.VirtualAuthenticatorOptions{
 			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21,

@@ -4,12 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
-	"fmt"
 	"image/png"
-	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -22,9 +17,9 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/moat-dev/moat/internal/clock"
-	"github.com/moat-dev/moat/internal/config"
-	"github.com/moat-dev/moat/internal/server"
+	"github.com/moat-dev/moat/internal/server/servertest"
 	"github.com/moat-dev/moat/internal/testenv"
+	"github.com/moat-dev/moat/internal/testenv/chrome"
 )
 
 // The two-factor browser tests: real headless Chromium through the full
@@ -33,71 +28,6 @@ import (
 // for the authenticator app. The server's clock is a fake that starts now
 // (so the browser's cookies are valid) and is moved past the step-up
 // window where the test needs it.
-
-// startMFAServer runs the full server on a loopback port with clk and
-// returns its base URL at localhost (WebAuthn needs a secure context:
-// http://localhost is one, http://127.0.0.1 is not) and the server.
-func startMFAServer(t *testing.T, clk clock.Clock, mutate ...func(*config.Config)) (string, *server.Server) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Dev = true
-	cfg.Addr = ln.Addr().String()
-	cfg.PublicOrigin = base
-	// The minimum argon2id cost OWASP allows: the tests sign in often.
-	cfg.Security.Argon2MemoryKiB, cfg.Security.Argon2Time = 7168, 5
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler), server.WithClock(clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-		s.Close()
-	})
-	return base, s
-}
-
-// startChromium starts a headless browser and returns its first tab, with
-// the WebAuthn domain enabled on it (it must be, before any navigation).
-func startChromium(t *testing.T) context.Context {
-	t.Helper()
-	chromium := testenv.Chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(alloc)
-	t.Cleanup(cancelTab)
-	if _, err := chromedp.Call(tab, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
-	return tab
-}
 
 // addAuthenticator plugs in a virtual authenticator: CTAP2.1 with resident
 // keys and user verification, which answers by itself.
@@ -197,8 +127,9 @@ func (u *user) signOut(ctx context.Context) {
 // /login with the passkey alone.
 func TestBrowserSecurityKeys(t *testing.T) {
 	clk := clock.NewFake(time.Now())
-	base, _ := startMFAServer(t, clk)
-	ctx := startChromium(t)
+	base, _ := servertest.Start(t, clk)
+	ctx := chrome.Start(t, 3*time.Minute)
+	chrome.EnableWebAuthn(t, ctx)
 	u := &user{t: t, base: base, email: "grace@example.com", password: "lantern-quarry-velvet-42"}
 	usbKey := addAuthenticator(t, ctx, webauthn.AuthenticatorTransportUsb)
 
@@ -283,8 +214,9 @@ func TestBrowserAuthenticatorApp(t *testing.T) {
 	oathtool := testenv.Oathtool(t)
 	// A step boundary, so that "the next code" is one step on.
 	clk := clock.NewFake(time.Now().Truncate(30 * time.Second))
-	base, _ := startMFAServer(t, clk)
-	ctx := startChromium(t)
+	base, _ := servertest.Start(t, clk)
+	ctx := chrome.Start(t, 3*time.Minute)
+	chrome.EnableWebAuthn(t, ctx)
 	u := &user{t: t, base: base, email: "katherine@example.com", password: "lantern-quarry-velvet-42"}
 	u.signUpAndIn(ctx)
 

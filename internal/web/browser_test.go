@@ -2,11 +2,6 @@ package web_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -15,10 +10,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-
-	"github.com/moat-dev/moat/internal/config"
-	"github.com/moat-dev/moat/internal/server"
-	"github.com/moat-dev/moat/internal/testenv"
+	"github.com/moat-dev/moat/internal/server/servertest"
+	"github.com/moat-dev/moat/internal/testenv/chrome"
 )
 
 // TestBrowser drives real headless Chromium through the full server in
@@ -32,31 +25,8 @@ import (
 // Set MOAT_TEST_SCREENSHOT to a directory to get PNG screenshots of the
 // account page (desktop and phone width) for a look at the design.
 func TestBrowser(t *testing.T) {
-	chromium := testenv.Chromium(t)
-	base := startServer(t)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // tests run as root in CI containers
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	first, cancelFirst := chromedp.NewContext(allocCtx)
-	defer cancelFirst()
-	if err := chromedp.Do(first); err != nil { // starts the browser
-		t.Fatalf("start chromium: %v", err)
-	}
+	base, _ := servertest.Start(t, nil)
+	first := chrome.Start(t, 2*time.Minute)
 	u := &user{t: t, base: base, email: "ada@example.com", password: "lantern-quarry-velvet-42"}
 
 	// Sign up through the form.
@@ -126,42 +96,6 @@ func TestBrowser(t *testing.T) {
 	// The first is still signed in.
 	u.open(first, "/account")
 	u.at(first, "/account")
-}
-
-// startServer runs the full server (development mode, temp data dir) on a
-// loopback port and returns its base URL at localhost.
-func startServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	base := fmt.Sprintf("http://localhost:%d", port)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Dev = true
-	cfg.Addr = ln.Addr().String()
-	cfg.PublicOrigin = base
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-		s.Close()
-	})
-	return base
 }
 
 // user drives one person's browsers.

@@ -16,6 +16,7 @@ import (
 	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/mfa/totp"
 	"github.com/moat-dev/moat/internal/server"
+	"github.com/moat-dev/moat/internal/server/servertest"
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/store/postgres/pgtest"
 	"github.com/moat-dev/moat/internal/testenv"
@@ -42,7 +43,7 @@ func newSite(t *testing.T, mutate ...func(*config.Config)) *site {
 func newSiteAt(t *testing.T, clk *clock.Fake, mutate ...func(*config.Config)) *site {
 	t.Helper()
 	mutate = append([]func(*config.Config){func(c *config.Config) { c.Security.DeviceApproval = false }}, mutate...)
-	base, srv := startMFAServer(t, clk, mutate...)
+	base, srv := servertest.Start(t, clk, mutate...)
 	return &site{t: t, base: base, clk: clk, srv: srv}
 }
 

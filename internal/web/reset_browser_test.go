@@ -8,6 +8,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/moat-dev/moat/internal/clock"
+	"github.com/moat-dev/moat/internal/server/servertest"
+	"github.com/moat-dev/moat/internal/testenv/chrome"
 )
 
 // TestBrowserResetWithSecurityKey: an account with a security key forgets
@@ -16,8 +18,9 @@ import (
 // the new password and the key sign in.
 func TestBrowserResetWithSecurityKey(t *testing.T) {
 	clk := clock.NewFake(time.Now())
-	base, _ := startMFAServer(t, clk)
-	ctx := startChromium(t)
+	base, _ := servertest.Start(t, clk)
+	ctx := chrome.Start(t, 3*time.Minute)
+	chrome.EnableWebAuthn(t, ctx)
 	u := &user{t: t, base: base, email: "ada@example.com", password: "lantern-quarry-velvet-42"}
 	addAuthenticator(t, ctx, webauthn.AuthenticatorTransportUsb)
 	u.signUpAndIn(ctx)
