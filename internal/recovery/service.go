@@ -438,6 +438,39 @@ func (s *Service) Approve(ctx context.Context, staff account.Principal, caseID s
 // Reject ends an open case with a reason the owner will read (Invalid,
 // Field "reason", when empty). The owner is e-mailed.
 func (s *Service) Reject(ctx context.Context, staff account.Principal, caseID, reason string, c account.Client) (CaseView, error) {
+	return s.decide(ctx, staff, reason, func(tx store.Queries, reason string, now time.Time) (store.RecoveryCase, error) {
+		out, err := tx.UpdateRecoveryCase(ctx, caseID, func(rc *store.RecoveryCase) error {
+			if rc.State != store.RecoveryOpen {
+				return errNotOpen(*rc)
+			}
+			rc.State, rc.RejectedBy, rc.RejectedAt, rc.RejectReason = store.RecoveryRejected, staff.Account.ID, now, reason
+			rc.UpdatedAt = now
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		a, err := tx.GetAccount(ctx, out.AccountID)
+		if err != nil {
+			return out, err
+		}
+		if err := s.mail(ctx, tx, a, notify.TemplateRecoveryRejected, map[string]string{
+			"Reference": out.Reference, "Reason": reason, "Link": s.d.Mailer.Link(account.PathSignIn, ""),
+		}); err != nil {
+			return out, err
+		}
+		return out, s.record(ctx, tx, audit.Event{
+			Type: EventRejected, AccountID: out.AccountID, ActorID: staff.Account.ID, IP: c.IP, UserAgent: c.UserAgent,
+			Data: map[string]any{"case": out.ID, "reference": out.Reference, "reason": reason},
+		})
+	})
+}
+
+// decide runs a staff member's reasoned decision about a case (do, in one
+// transaction): staff only, a reason required (Invalid, Field "reason"),
+// NotFound for an unknown case.
+func (s *Service) decide(ctx context.Context, staff account.Principal, reason string,
+	do func(tx store.Queries, reason string, now time.Time) (store.RecoveryCase, error)) (CaseView, error) {
 	if err := requireStaff(staff); err != nil {
 		return CaseView{}, err
 	}
@@ -449,33 +482,11 @@ func (s *Service) Reject(ctx context.Context, staff account.Principal, caseID, r
 	var out store.RecoveryCase
 	err = s.d.Store.InTx(ctx, func(tx store.Queries) error {
 		var err error
-		out, err = tx.UpdateRecoveryCase(ctx, caseID, func(rc *store.RecoveryCase) error {
-			if rc.State != store.RecoveryOpen {
-				return errNotOpen(*rc)
-			}
-			rc.State, rc.RejectedBy, rc.RejectedAt, rc.RejectReason = store.RecoveryRejected, staff.Account.ID, now, reason
-			rc.UpdatedAt = now
-			return nil
-		})
+		out, err = do(tx, reason, now)
 		if errors.Is(err, store.ErrNotFound) {
 			return errNoCase
 		}
-		if err != nil {
-			return err
-		}
-		a, err := tx.GetAccount(ctx, out.AccountID)
-		if err != nil {
-			return err
-		}
-		if err := s.mail(ctx, tx, a, notify.TemplateRecoveryRejected, map[string]string{
-			"Reference": out.Reference, "Reason": reason, "Link": s.d.Mailer.Link(account.PathSignIn, ""),
-		}); err != nil {
-			return err
-		}
-		return s.record(ctx, tx, audit.Event{
-			Type: EventRejected, AccountID: out.AccountID, ActorID: staff.Account.ID, IP: c.IP, UserAgent: c.UserAgent,
-			Data: map[string]any{"case": out.ID, "reference": out.Reference, "reason": reason},
-		})
+		return err
 	})
 	if err != nil {
 		return CaseView{}, apperr.Wrap(err)
@@ -490,28 +501,9 @@ func (s *Service) Reject(ctx context.Context, staff account.Principal, caseID, r
 // suffices, at any time before the waiting period ends. The owner is
 // e-mailed. Conflict for a case that has ended; Forbidden for non-staff.
 func (s *Service) Stop(ctx context.Context, staff account.Principal, caseID, reason string, c account.Client) (CaseView, error) {
-	if err := requireStaff(staff); err != nil {
-		return CaseView{}, err
-	}
-	reason, err := cleanReason(reason)
-	if err != nil {
-		return CaseView{}, err
-	}
-	now := s.now()
-	var out store.RecoveryCase
-	err = s.d.Store.InTx(ctx, func(tx store.Queries) error {
-		var err error
-		out, err = s.cancel(ctx, tx, caseID, "", staff.Account.ID, "by our support staff", c, now,
-			map[string]any{"reason": reason})
-		if errors.Is(err, store.ErrNotFound) {
-			return errNoCase
-		}
-		return err
+	return s.decide(ctx, staff, reason, func(tx store.Queries, reason string, now time.Time) (store.RecoveryCase, error) {
+		return s.cancel(ctx, tx, caseID, "", staff.Account.ID, "by our support staff", c, now, map[string]any{"reason": reason})
 	})
-	if err != nil {
-		return CaseView{}, apperr.Wrap(err)
-	}
-	return s.view(out), nil
 }
 
 // Tick does the timed work due now: a reminder for every waiting case
