@@ -3,7 +3,6 @@ package admin_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/mfa/webauthn/webauthntest"
 	"github.com/moat-dev/moat/internal/recovery"
+	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 	"github.com/moat-dev/moat/internal/server"
 	"github.com/moat-dev/moat/internal/store"
 )
@@ -226,8 +226,8 @@ func (e *env) staff(email string, role store.Role) (*person, string) {
 	return p, e.keySession(p)
 }
 
-// tinyPNG is a valid 1×1 PNG.
-var tinyPNG, _ = base64.StdEncoding.DecodeString("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")
+// tinyPNG is the identity document every test case carries.
+var tinyPNG = recoverytest.PNG()
 
 // openCase gives p a security key (the factor they then lose) and opens
 // a recovery case from the second-factor prompt.

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,31 +13,9 @@ import (
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/recovery"
+	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 	"github.com/moat-dev/moat/internal/store"
 )
-
-func pngDocument(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 64, 40))
-	for x := range 64 {
-		for y := range 40 {
-			img.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 6), 120, 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func exeDocument() []byte {
-	b := make([]byte, 512)
-	copy(b, "MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff")
-	copy(b[0x40:], "This program cannot be run in DOS mode.")
-	copy(b[0x80:], "PE\x00\x00")
-	return b
-}
 
 const lostAddr = "lost@example.com"
 
@@ -89,7 +64,7 @@ func TestRecoveryCaseFlow(t *testing.T) {
 	e := newEnv(t, fakeFactor{"totp", "424242"})
 	a, pending := e.pendingSecondFactor(lostAddr)
 
-	r := e.call("POST", "/api/v1/recovery/cases", caseBody(pending, pngDocument(t)))
+	r := e.call("POST", "/api/v1/recovery/cases", caseBody(pending, recoverytest.PNG()))
 	expect(t, r, 201)
 	m := r.json(t)
 	status := r.str(t, "status_token")
@@ -117,7 +92,7 @@ func TestRecoveryCaseFlow(t *testing.T) {
 
 	// A second case while one is open.
 	_, pending2 := e.signInAgain(lostAddr)
-	expectError(t, e.call("POST", "/api/v1/recovery/cases", caseBody(pending2, pngDocument(t))), 409, apperr.Conflict, "")
+	expectError(t, e.call("POST", "/api/v1/recovery/cases", caseBody(pending2, recoverytest.PNG())), 409, apperr.Conflict, "")
 
 	cancel := e.link(e.lastMailAbout(lostAddr, "recover"), recovery.PathCancel)
 	r = e.call("POST", "/api/v1/recovery/cancel", map[string]string{"token": cancel})
@@ -166,7 +141,7 @@ func (e *env) lastMailAbout(addr, s string) string {
 func TestRecoveryCaseRejectedStatus(t *testing.T) {
 	e := newEnv(t, fakeFactor{"totp", "424242"})
 	_, pending := e.pendingSecondFactor(lostAddr)
-	r := e.call("POST", "/api/v1/recovery/cases", caseBody(pending, pngDocument(t)))
+	r := e.call("POST", "/api/v1/recovery/cases", caseBody(pending, recoverytest.PNG()))
 	expect(t, r, 201)
 	status := r.str(t, "status_token")
 	c, err := e.rec.Status(t.Context(), status)
@@ -191,7 +166,7 @@ func TestRecoveryCaseRejectedStatus(t *testing.T) {
 func TestRecoveryCaseRefused(t *testing.T) {
 	e := newEnv(t, fakeFactor{"totp", "424242"})
 	a, pending := e.pendingSecondFactor(lostAddr)
-	png := pngDocument(t)
+	png := recoverytest.PNG()
 	b64 := base64.StdEncoding.EncodeToString(png)
 	big := bytes.Repeat([]byte{0x89}, recovery.MaxDocumentBytes+1)
 	copy(big, png)
@@ -203,7 +178,7 @@ func TestRecoveryCaseRefused(t *testing.T) {
 		code   apperr.Code
 		field  string
 	}{
-		{"executable renamed", caseBody(pending, exeDocument()), 400, apperr.Invalid, "document_base64"},
+		{"executable renamed", caseBody(pending, recoverytest.Executable()), 400, apperr.Invalid, "document_base64"},
 		{"10 MiB and one byte", caseBody(pending, big), 413, apperr.TooLarge, "document_base64"},
 		{"empty document", map[string]any{"pending_token": pending, "answers": apiAnswers, "document_base64": ""}, 400, apperr.Invalid, "document_base64"},
 		{"not base64", map[string]any{"pending_token": pending, "answers": apiAnswers, "document_base64": "not*base64!"}, 400, apperr.Invalid, "document_base64"},

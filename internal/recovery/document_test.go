@@ -1,91 +1,22 @@
 package recovery_test
 
 import (
-	"archive/zip"
 	"bytes"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
 	"strings"
 	"testing"
 
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/recovery"
+	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 )
 
-func picture() image.Image {
-	img := image.NewRGBA(image.Rect(0, 0, 64, 40))
-	for y := range 40 {
-		for x := range 64 {
-			img.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 6), 90, 255})
-		}
-	}
-	return img
-}
-
-func pngDoc(t testing.TB) []byte {
-	var b bytes.Buffer
-	if err := png.Encode(&b, picture()); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func jpegDoc(t testing.TB) []byte {
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, picture(), &jpeg.Options{Quality: 80}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-// pdfMarker is a distinctive string in the test PDF (to look for it at
-// rest).
-const pdfMarker = "PASSPORT-NUMBER-X7Q4-UNIQUE"
-
-func pdfDoc() []byte {
-	return []byte("%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n" +
-		"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n% " + pdfMarker + "\n" +
-		"trailer << /Root 1 0 R >>\n%%EOF\n")
-}
-
-// peDoc is the start of a Windows executable.
-func peDoc() []byte {
-	b := make([]byte, 512)
-	copy(b, "MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff")
-	copy(b[0x40:], "This program cannot be run in DOS mode.")
-	copy(b[0x80:], "PE\x00\x00")
-	return b
-}
-
-func elfDoc() []byte {
-	b := make([]byte, 256)
-	copy(b, "\x7fELF\x02\x01\x01\x00")
-	return b
-}
-
-func zipDoc(t testing.TB) []byte {
-	var b bytes.Buffer
-	z := zip.NewWriter(&b)
-	f, err := z.Create("passport.png")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write(pngDoc(t))
-	if err := z.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 func TestSniffDocument(t *testing.T) {
-	p := pngDoc(t)
-	j := jpegDoc(t)
+	p := recoverytest.PNG()
+	j := recoverytest.JPEG()
 	tooBig := make([]byte, recovery.MaxDocumentBytes+1)
 	copy(tooBig, p)
 	// A JPEG header on a PE body: the decoder refuses it.
-	fakeJPEG := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, peDoc()...)
+	fakeJPEG := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, recoverytest.Executable()...)
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -94,13 +25,13 @@ func TestSniffDocument(t *testing.T) {
 	}{
 		{"png", p, recovery.TypePNG, ""},
 		{"jpeg", j, recovery.TypeJPEG, ""},
-		{"pdf", pdfDoc(), recovery.TypePDF, ""},
+		{"pdf", recoverytest.PDF(), recovery.TypePDF, ""},
 		{"pdf 2.0", []byte("%PDF-2.0\n...\n%%EOF"), recovery.TypePDF, ""},
-		{"windows executable named .png", peDoc(), "", apperr.Invalid},
-		{"elf named .png", elfDoc(), "", apperr.Invalid},
+		{"windows executable named .png", recoverytest.Executable(), "", apperr.Invalid},
+		{"elf named .png", recoverytest.ELF(), "", apperr.Invalid},
 		{"html", []byte("<!DOCTYPE html><html><script>alert(1)</script></html>"), "", apperr.Invalid},
 		{"svg", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`), "", apperr.Invalid},
-		{"zip", zipDoc(t), "", apperr.Invalid},
+		{"zip", recoverytest.ZIP(), "", apperr.Invalid},
 		{"truncated png", p[:len(p)/2], "", apperr.Invalid},
 		{"png without IEND", p[:len(p)-12], "", apperr.Invalid},
 		{"png with a bad crc", flip(p, len(p)/2), "", apperr.Invalid},
@@ -108,8 +39,8 @@ func TestSniffDocument(t *testing.T) {
 		{"truncated jpeg", j[:len(j)/2], "", apperr.Invalid},
 		{"jpeg header on an executable", fakeJPEG, "", apperr.Invalid},
 		{"pdf without %%EOF", []byte("%PDF-1.7\n1 0 obj\n"), "", apperr.Invalid},
-		{"pdf header not at the start", append([]byte("MZ"), pdfDoc()...), "", apperr.Invalid},
-		{"pdf %%EOF far from the end", append(pdfDoc(), make([]byte, 4096)...), "", apperr.Invalid},
+		{"pdf header not at the start", append([]byte("MZ"), recoverytest.PDF()...), "", apperr.Invalid},
+		{"pdf %%EOF far from the end", append(recoverytest.PDF(), make([]byte, 4096)...), "", apperr.Invalid},
 		{"text", []byte("hello"), "", apperr.Invalid},
 		{"empty", nil, "", apperr.Invalid},
 		{"10 MiB + 1", tooBig, "", apperr.TooLarge},
@@ -148,8 +79,8 @@ func TestOpenRefusesDocuments(t *testing.T) {
 		data []byte
 		code apperr.Code
 	}{
-		{peDoc(), apperr.Invalid},
-		{elfDoc(), apperr.Invalid},
+		{recoverytest.Executable(), apperr.Invalid},
+		{recoverytest.ELF(), apperr.Invalid},
 		{nil, apperr.Invalid},
 		{make([]byte, recovery.MaxDocumentBytes+1), apperr.TooLarge},
 	} {
@@ -166,11 +97,11 @@ func TestOpenRefusesDocuments(t *testing.T) {
 // FuzzSniffDocument: whatever the bytes, the sniffer answers without
 // panicking, and what it accepts starts with the accepted type's magic.
 func FuzzSniffDocument(f *testing.F) {
-	f.Add(pngDoc(f))
-	f.Add(jpegDoc(f))
-	f.Add(pdfDoc())
-	f.Add(peDoc())
-	f.Add(elfDoc())
+	f.Add(recoverytest.PNG())
+	f.Add(recoverytest.JPEG())
+	f.Add(recoverytest.PDF())
+	f.Add(recoverytest.Executable())
+	f.Add(recoverytest.ELF())
 	f.Add([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"))
 	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xD9})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -33,6 +33,7 @@ import (
 	"github.com/moat-dev/moat/internal/password"
 	"github.com/moat-dev/moat/internal/ratelimit"
 	"github.com/moat-dev/moat/internal/recovery"
+	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/store/postgres/pgtest"
@@ -233,7 +234,7 @@ var answers = recovery.Answers{AccountCreated: "2030-03", Devices: "Firefox on L
 // open opens a case for p from the second-factor prompt.
 func (w *world) open(p person) recovery.Opened {
 	w.t.Helper()
-	o, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, answers, pngDoc(w.t), w.web)
+	o, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, answers, recoverytest.PNG(), w.web)
 	if err != nil {
 		w.t.Fatalf("Open: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/mfa/totp"
 	"github.com/moat-dev/moat/internal/recovery"
+	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
 )
@@ -50,7 +51,7 @@ func TestOpenWithPassword(t *testing.T) {
 
 	rc := w.getCase(c.ID)
 	if !bytes.Equal(rc.StatusTokenHash, secrets.HashToken(o.StatusToken)) || rc.DocumentType != recovery.TypePNG ||
-		rc.DocumentSize != int64(len(pngDoc(t))) || rc.IP != w.web.IP || rc.UserAgent != w.web.UserAgent {
+		rc.DocumentSize != int64(len(recoverytest.PNG())) || rc.IP != w.web.IP || rc.UserAgent != w.web.UserAgent {
 		t.Errorf("stored %+v", rc)
 	}
 	if evs := w.auditEvents(p.acct.ID, recovery.EventOpened); len(evs) != 1 || !strings.Contains(evs[0].Data, c.Reference) {
@@ -68,7 +69,7 @@ func TestOpenWithResetLink(t *testing.T) {
 	w := newWorld(t)
 	p := w.user("jane@example.com", store.RoleUser)
 	tok := w.resetToken(p)
-	o, err := w.rec.Open(w.ctx, recovery.Proof{ResetToken: tok}, answers, jpegDoc(t), w.web)
+	o, err := w.rec.Open(w.ctx, recovery.Proof{ResetToken: tok}, answers, recoverytest.JPEG(), w.web)
 	if err != nil || o.Case.Via != "email" || w.getCase(o.Case.ID).DocumentType != recovery.TypeJPEG {
 		t.Fatalf("Open: %+v, %v", o, err)
 	}
@@ -89,7 +90,7 @@ func TestOpenBadProof(t *testing.T) {
 		"unknown reset":   {ResetToken: "x" + reset},
 		"swapped":         {PendingToken: reset},
 	} {
-		_, err := w.rec.Open(w.ctx, proof, answers, pngDoc(t), w.web)
+		_, err := w.rec.Open(w.ctx, proof, answers, recoverytest.PNG(), w.web)
 		if c := apperr.CodeOf(err); c != apperr.TokenInvalid && c != apperr.TokenExpired {
 			t.Errorf("%s: %v", name, err)
 		}
@@ -99,11 +100,11 @@ func TestOpenBadProof(t *testing.T) {
 	if err != nil || done.Step != account.StepDone {
 		t.Fatalf("VerifySecondFactor: %+v, %v", done, err)
 	}
-	_, err = w.rec.Open(w.ctx, recovery.Proof{PendingToken: pend}, answers, pngDoc(t), w.web)
+	_, err = w.rec.Open(w.ctx, recovery.Proof{PendingToken: pend}, answers, recoverytest.PNG(), w.web)
 	wantCode(t, err, apperr.TokenInvalid)
 	// An expired reset link neither.
 	w.clk.Advance(account.ResetLinkTTL + time.Minute)
-	_, err = w.rec.Open(w.ctx, recovery.Proof{ResetToken: reset}, answers, pngDoc(t), w.web)
+	_, err = w.rec.Open(w.ctx, recovery.Proof{ResetToken: reset}, answers, recoverytest.PNG(), w.web)
 	if c := apperr.CodeOf(err); c != apperr.TokenExpired && c != apperr.TokenInvalid {
 		t.Errorf("expired reset link: %v", err)
 	}
@@ -132,7 +133,7 @@ func TestAnswers(t *testing.T) {
 		{recovery.Answers{AccountCreated: "2030-03", LastDepositAsset: "\u202eCTB"}, "last_deposit_asset"},
 		{recovery.Answers{AccountCreated: "2030-03", Note: "bad \xff utf-8"}, "note"},
 	} {
-		_, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, tc.a, pngDoc(t), w.web)
+		_, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, tc.a, recoverytest.PNG(), w.web)
 		if ae := wantCode(t, err, apperr.Invalid); ae.Field != tc.field {
 			t.Errorf("%+v: field %q, want %q", tc.a, ae.Field, tc.field)
 		}
@@ -140,7 +141,7 @@ func TestAnswers(t *testing.T) {
 	// Optional answers may be blank; a note may have lines; the current
 	// month is fine.
 	a := recovery.Answers{AccountCreated: " 2030-03 ", Note: "Lost my phone.\nNew number since."}
-	o, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, a, pngDoc(t), w.web)
+	o, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, a, recoverytest.PNG(), w.web)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestOneCasePerAccount(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = w.rec.Open(w.ctx, recovery.Proof{PendingToken: proofs[i]}, answers, pngDoc(t), w.web)
+			_, errs[i] = w.rec.Open(w.ctx, recovery.Proof{PendingToken: proofs[i]}, answers, recoverytest.PNG(), w.web)
 		}()
 	}
 	wg.Wait()
@@ -184,7 +185,7 @@ func TestOneCasePerAccount(t *testing.T) {
 	if err != nil || len(cases) != 1 {
 		t.Fatalf("cases %d, %v", len(cases), err)
 	}
-	_, err = w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, answers, pngDoc(t), w.web)
+	_, err = w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, answers, recoverytest.PNG(), w.web)
 	if ae := wantCode(t, err, apperr.Conflict); !strings.Contains(ae.Message, cases[0].Reference) {
 		t.Errorf("message %q", ae.Message)
 	}
@@ -204,14 +205,14 @@ func TestPerIPLimit(t *testing.T) {
 	for _, p := range people[:5] {
 		w.open(p)
 	}
-	_, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(people[5])}, answers, pngDoc(t), w.web)
+	_, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(people[5])}, answers, recoverytest.PNG(), w.web)
 	if ae := wantCode(t, err, apperr.RateLimited); ae.RetryAfter <= 0 {
 		t.Errorf("RetryAfter %v", ae.RetryAfter)
 	}
 	// Another address is not affected; a day later this one may again.
 	other := w.web
 	other.IP = "198.51.100.1"
-	if _, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(people[5])}, answers, pngDoc(t), other); err != nil {
+	if _, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(people[5])}, answers, recoverytest.PNG(), other); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -684,7 +685,7 @@ func TestReview(t *testing.T) {
 	s1 := w.staffOnce("s1@moat.test")
 	check := func(a recovery.Answers, want map[string]recovery.Match) {
 		t.Helper()
-		o, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, a, pngDoc(t), w.web)
+		o, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, a, recoverytest.PNG(), w.web)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -750,13 +751,13 @@ func TestReview(t *testing.T) {
 func TestDocumentSealed(t *testing.T) {
 	w := newWorld(t)
 	p := w.user("jane@example.com", store.RoleUser)
-	doc := pdfDoc()
+	doc := recoverytest.PDF()
 	o, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, answers, doc, w.web)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rc := w.getCase(o.Case.ID)
-	if len(rc.Document) == 0 || bytes.Contains(rc.Document, []byte(pdfMarker)) || bytes.Contains(rc.Document, []byte("%PDF")) {
+	if len(rc.Document) == 0 || bytes.Contains(rc.Document, []byte(recoverytest.PDFMarker)) || bytes.Contains(rc.Document, []byte("%PDF")) {
 		t.Fatalf("document stored in the clear")
 	}
 	if w.dbPath != "" {
@@ -768,7 +769,7 @@ func TestDocumentSealed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if bytes.Contains(raw, []byte(pdfMarker)) {
+			if bytes.Contains(raw, []byte(recoverytest.PDFMarker)) {
 				t.Errorf("%s holds the document in the clear", filepath.Base(f))
 			}
 		}
@@ -796,7 +797,7 @@ func TestPerAccountLimit(t *testing.T) {
 		c := w.web
 		c.IP = fmt.Sprintf("198.51.100.%d", i+1)
 		w.clk.Advance(time.Minute) // so the newest e-mail is the newest
-		_, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, answers, pngDoc(t), c)
+		_, err := w.rec.Open(w.ctx, recovery.Proof{PendingToken: w.pending(p)}, answers, recoverytest.PNG(), c)
 		if i == 3 {
 			if ae := wantCode(t, err, apperr.RateLimited); !strings.Contains(ae.Message, "this account") {
 				t.Errorf("message %q", ae.Message)

@@ -1,11 +1,8 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image"
-	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +18,7 @@ import (
 	"github.com/moat-dev/moat/internal/clock"
 	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/mfa/totp"
+	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 	"github.com/moat-dev/moat/internal/server"
 	"github.com/moat-dev/moat/internal/server/servertest"
 	"github.com/moat-dev/moat/internal/store"
@@ -76,7 +74,7 @@ func TestBrowserRecoveryFullPath(t *testing.T) {
 	ursula.fill("devices", "Chrome on Linux")
 	ursula.fill("note", "My phone was stolen with the authenticator app on it.")
 	doc := filepath.Join(t.TempDir(), "passport.png")
-	if err := os.WriteFile(doc, pngDocument, 0o600); err != nil {
+	if err := os.WriteFile(doc, recoverytest.PNG(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ursula.do("choose the document", chromedp.SetUploadFiles(chromedp.CSS("#document"), []string{doc}))
@@ -113,7 +111,7 @@ func TestBrowserRecoveryFullPath(t *testing.T) {
 		const r = await fetch(document.getElementById('document-link').href);
 		return r.status + " " + r.headers.get("content-type") + " " + r.headers.get("content-disposition").split(";")[0] + " " + (await r.arrayBuffer()).byteLength;
 	})()`)
-	if want := fmt.Sprintf("200 image/png attachment %d", len(pngDocument)); got != want {
+	if want := fmt.Sprintf("200 image/png attachment %d", len(recoverytest.PNG())); got != want {
 		t.Errorf("document download: %q, want %q", got, want)
 	}
 	stale := sam.newTab()
@@ -246,19 +244,6 @@ func totpCoder(t *testing.T, clk clock.Clock) func(secret string) string {
 		return totp.Code(seed, totp.Step(clk.Now()))
 	}
 }
-
-// pngDocument is a small PNG (a grey 64×40 "scan").
-var pngDocument = func() []byte {
-	img := image.NewGray(image.Rect(0, 0, 64, 40))
-	for i := range img.Pix {
-		img.Pix[i] = byte(100 + i%50)
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		panic(err)
-	}
-	return buf.Bytes()
-}()
 
 // browserUser drives one person's browser profile.
 type browserUser struct {

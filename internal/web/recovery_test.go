@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"html"
-	"image"
-	"image/color"
-	"image/png"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/moat-dev/moat/internal/account"
 	"github.com/moat-dev/moat/internal/recovery"
+	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/web"
 )
@@ -25,32 +23,6 @@ import (
 // The recovery-case pages: a person who lost their second factor opens a
 // case from the sign-in's second step (or a password-reset link), follows
 // it on the status page and cancels it with the e-mailed link.
-
-// pngDocument is a real PNG, as a phone photo of a passport would be (only
-// smaller).
-func pngDocument(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 64, 40))
-	for x := range 64 {
-		for y := range 40 {
-			img.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 6), 120, 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-// exeDocument is a Windows executable's header.
-func exeDocument() []byte {
-	b := make([]byte, 512)
-	copy(b, "MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff")
-	copy(b[0x40:], "This program cannot be run in DOS mode.")
-	copy(b[0x80:], "PE\x00\x00")
-	return b
-}
 
 // answers as the form sends them.
 var formAnswers = [][2]string{
@@ -139,7 +111,7 @@ var statusTokenRe = regexp.MustCompile(`^/recovery/status\?token=([A-Za-z0-9_\-]
 // openCase sends the form with a real PNG and returns the status token.
 func (e *env) openCase(b *browser) string {
 	e.t.Helper()
-	body, ct := multipartForm(e.t, formAnswers, "passport.png", "image/png", pngDocument(e.t))
+	body, ct := multipartForm(e.t, formAnswers, "passport.png", "image/png", recoverytest.PNG())
 	r := b.postMultipart("/recovery/new", body, ct)
 	expect(e.t, r, 303, "")
 	m := statusTokenRe.FindStringSubmatch(r.location())
@@ -195,7 +167,7 @@ func TestRecoveryOpenFromSecondFactor(t *testing.T) {
 	e.link(mail.Body, recovery.PathCancel)
 
 	// A second case while this one is open: refused on the form, readably.
-	body, ct := multipartForm(t, formAnswers, "passport.png", "image/png", pngDocument(t))
+	body, ct := multipartForm(t, formAnswers, "passport.png", "image/png", recoverytest.PNG())
 	r = b.postMultipart("/recovery/new", body, ct)
 	expect(t, r, 409, "")
 	contains(t, r, "already has a recovery request", cs[0].Reference, `value="Firefox on Linux"`)
@@ -285,14 +257,14 @@ func TestRecoveryDocumentRefused(t *testing.T) {
 	a := e.atSecondFactor(b, recoveryAddr)
 
 	big := bytes.Repeat([]byte{0x89}, recovery.MaxDocumentBytes+1)
-	copy(big, pngDocument(t))
+	copy(big, recoverytest.PNG())
 	for _, tc := range []struct {
 		name, filename, ctype string
 		doc                   []byte
 		status                int
 		text                  string
 	}{
-		{"executable renamed .png", "passport.png", "image/png", exeDocument(), 400, "not a JPEG, PNG or PDF"},
+		{"executable renamed .png", "passport.png", "image/png", recoverytest.Executable(), 400, "not a JPEG, PNG or PDF"},
 		{"text file", "passport.pdf", "application/pdf", []byte("%PDF-1.7 but not really"), 400, "not a JPEG, PNG or PDF"},
 		{"no file chosen", "", "application/octet-stream", nil, 400, "Choose a photo or scan"},
 		{"10 MiB and one byte", "passport.png", "image/png", big, 413, "larger than 10 MB"},
@@ -329,7 +301,7 @@ func TestRecoveryAnswersChecked(t *testing.T) {
 		{"an answer over the form's limit", [][2]string{{"account_created", "2026-10"}, {"withdrawal_address", strings.Repeat("x", 5000)}}, "withdrawal_address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body, ct := multipartForm(t, tc.fields, "passport.png", "image/png", pngDocument(t))
+			body, ct := multipartForm(t, tc.fields, "passport.png", "image/png", recoverytest.PNG())
 			r := b.postMultipart("/recovery/new", body, ct)
 			expect(t, r, 400, "")
 			contains(t, r, `id="`+tc.field+`-error"`, "Choose your document again")
@@ -346,7 +318,7 @@ func TestRecoveryMalformedForms(t *testing.T) {
 	e := newEnv(t, false, fakeFactor{"totp", "424242"})
 	b := e.browser()
 	a := e.atSecondFactor(b, recoveryAddr)
-	doc := pngDocument(t)
+	doc := recoverytest.PNG()
 	good, goodCT := multipartForm(t, formAnswers, "passport.png", "image/png", doc)
 	many := make([][2]string, 40)
 	for i := range many {
@@ -457,7 +429,7 @@ func TestRecoveryNeedsProof(t *testing.T) {
 	if strings.Contains(r.body, "<form") && strings.Contains(r.body, `action="/recovery/new"`) {
 		t.Error("the form is offered without a proof")
 	}
-	body, ct := multipartForm(t, formAnswers, "passport.png", "image/png", pngDocument(t))
+	body, ct := multipartForm(t, formAnswers, "passport.png", "image/png", recoverytest.PNG())
 	r = b.postMultipart("/recovery/new", body, ct)
 	expect(t, r, 400, "")
 	contains(t, r, `href="/login"`)
@@ -474,7 +446,7 @@ func TestRecoveryNeedsProof(t *testing.T) {
 	r = e.browser().get("/recovery/new?token=not-a-reset-link")
 	expect(t, r, 400, "")
 	contains(t, r, "This password-reset link no longer works", `href="`+account.PathForgotPassword+`"`)
-	withToken, ct2 := multipartForm(t, append([][2]string{{"token", "not-a-reset-link"}}, formAnswers...), "passport.png", "image/png", pngDocument(t))
+	withToken, ct2 := multipartForm(t, append([][2]string{{"token", "not-a-reset-link"}}, formAnswers...), "passport.png", "image/png", recoverytest.PNG())
 	r = e.browser().postMultipart("/recovery/new", withToken, ct2)
 	expect(t, r, 400, "")
 	contains(t, r, "This password-reset link no longer works")
@@ -496,7 +468,7 @@ func TestRecoveryFromResetLink(t *testing.T) {
 	r := o.get("/recovery/new?token=" + reset)
 	expect(t, r, 200, "")
 	contains(t, r, `<input type="hidden" name="token" value="`+reset+`">`)
-	body, ct := multipartForm(t, append([][2]string{{"token", reset}}, formAnswers...), "id.png", "image/png", pngDocument(t))
+	body, ct := multipartForm(t, append([][2]string{{"token", reset}}, formAnswers...), "id.png", "image/png", recoverytest.PNG())
 	r = o.postMultipart("/recovery/new", body, ct)
 	expect(t, r, 303, "")
 	if !statusTokenRe.MatchString(r.location()) {
