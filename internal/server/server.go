@@ -88,6 +88,12 @@ type Server struct {
 // when nothing kicked it.
 const outboxInterval = 2 * time.Second
 
+// outboxRetention is how long a delivered (or given up) e-mail stays in
+// the outbox: long enough for an operator to trace a delivery complaint,
+// no longer, since each body held a link or code (sealed, but a leaked
+// master key would open them).
+const outboxRetention = 30 * 24 * time.Hour
+
 // codeKeyInfo labels the HMAC key for e-mailed codes derived from the
 // master key, so it is independent of every other use of that key.
 const codeKeyInfo = "moat code key"
@@ -509,6 +515,11 @@ func (s *Server) sweep(ctx context.Context) {
 				s.log.Error("delete expired WebAuthn ceremonies", "err", err)
 			} else if n > 0 {
 				s.log.Debug("deleted expired WebAuthn ceremonies", "count", n)
+			}
+			if n, err := s.store.DeleteOutboxBefore(ctx, s.clock.Now().Add(-outboxRetention)); err != nil && ctx.Err() == nil {
+				s.log.Error("delete old outbox messages", "err", err)
+			} else if n > 0 {
+				s.log.Debug("deleted old outbox messages", "count", n)
 			}
 		}
 	}

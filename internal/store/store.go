@@ -166,6 +166,10 @@ type Queries interface {
 	// ListOutbox returns the newest messages of a channel, newest first
 	// (the development mailbox reads e-mail this way). limit <= 0 means 100.
 	ListOutbox(ctx context.Context, channel string, limit int) ([]OutboxMessage, error)
+	// DeleteOutboxBefore deletes the finished messages (sent, or given up
+	// on) created before before, and returns how many; messages still
+	// waiting for a retry stay. Old e-mails are kept no longer than needed.
+	DeleteOutboxBefore(ctx context.Context, before time.Time) (int, error)
 
 	// API keys and sandbox books (apikey.go).
 	APIKeyQueries

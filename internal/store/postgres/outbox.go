@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -64,6 +65,16 @@ func (q *queries) MarkOutboxFailed(ctx context.Context, id string, errText strin
 	tag, err := q.db.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2
 		WHERE id = $3`, errText, tv(next), id)
 	return mustAffect("mark outbox failed", tag, err)
+}
+
+// DeleteOutboxBefore implements store.Queries.
+func (q *queries) DeleteOutboxBefore(ctx context.Context, before time.Time) (int, error) {
+	tag, err := q.db.Exec(ctx, `DELETE FROM outbox WHERE created_at < $1
+		AND (sent_at IS NOT NULL OR next_attempt_at IS NULL)`, tv(before))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete old outbox messages: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // ListOutbox implements store.Queries. A limit of 0 or less means 100.

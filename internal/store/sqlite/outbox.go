@@ -3,6 +3,7 @@ package sqlite
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -65,6 +66,17 @@ func (q *queries) MarkOutboxFailed(ctx context.Context, id string, errText strin
 	res, err := q.w.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?
 		WHERE id = ?`, errText, tv(next), id)
 	return mustAffect("mark outbox failed", res, err)
+}
+
+// DeleteOutboxBefore implements store.Queries.
+func (q *queries) DeleteOutboxBefore(ctx context.Context, before time.Time) (int, error) {
+	res, err := q.w.ExecContext(ctx, `DELETE FROM outbox WHERE created_at < ?
+		AND (sent_at IS NOT NULL OR next_attempt_at IS NULL)`, tv(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete old outbox messages: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // ListOutbox implements store.Queries. A limit of 0 or less means 100.

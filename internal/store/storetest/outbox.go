@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -230,5 +231,30 @@ func testOutboxList(t *testing.T, s store.Store) {
 			must(t, "ListOutbox", err)
 			equal(t, "messages", got, tc.want)
 		})
+	}
+}
+
+// testOutboxDeleteBefore: old finished messages (sent, given up) go; old
+// ones still due a retry, and newer ones, stay.
+func testOutboxDeleteBefore(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	enqueue(t, s, message("old-sent", 0), message("old-dead", time.Second), message("old-retry", 2*time.Second),
+		message("old-unsent", 3*time.Second), message("new-sent", time.Hour))
+	must(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, "old-sent", at(time.Minute)))
+	must(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, "new-sent", at(time.Hour+time.Minute)))
+	must(t, "MarkOutboxFailed (give up)", s.MarkOutboxFailed(ctx, "old-dead", "550", time.Time{}))
+	must(t, "MarkOutboxFailed (retry)", s.MarkOutboxFailed(ctx, "old-retry", "451", at(2*time.Hour)))
+
+	n, err := s.DeleteOutboxBefore(ctx, at(30*time.Minute).In(elsewhere))
+	must(t, "DeleteOutboxBefore", err)
+	if n != 2 {
+		t.Errorf("deleted %d, want 2", n)
+	}
+	left := slices.Sorted(maps.Keys(outbox(t, s, "email")))
+	equal(t, "left", left, []string{"new-sent", "old-retry", "old-unsent"})
+	n, err = s.DeleteOutboxBefore(ctx, at(30*time.Minute))
+	must(t, "DeleteOutboxBefore again", err)
+	if n != 0 {
+		t.Errorf("deleted %d the second time, want 0", n)
 	}
 }

@@ -80,6 +80,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Outbox/SentAndFailed", testOutboxSentAndFailed},
 		{"Outbox/ClaimConcurrent", testOutboxClaimConcurrent},
 		{"Outbox/List", testOutboxList},
+		{"Outbox/DeleteBefore", testOutboxDeleteBefore},
 
 		{"Tx/Commit", testTxCommit},
 		{"Tx/Rollback", testTxRollback},
