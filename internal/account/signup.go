@@ -19,6 +19,11 @@ import (
 // Returns WeakPassword (field "password") or Invalid (field "email") for
 // unacceptable input; those depend only on the input, never on who exists.
 func (s *Service) SignUp(ctx context.Context, email, password string, c Client) error {
+	// Each sign-up costs an argon2id hash (19 MiB, tens of milliseconds):
+	// one network may ask for IPLimit per window, as for sign-ins.
+	if err := s.limitIP(ctx, "signup-ip:", c.IP, s.now(), "sign-ups"); err != nil {
+		return err
+	}
 	e, err := NormalizeEmail(email)
 	if err != nil {
 		return err

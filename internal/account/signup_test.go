@@ -1,6 +1,8 @@
 package account
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -326,4 +328,31 @@ func FuzzNormalizeEmail(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q, %v", got, again, err)
 		}
 	})
+}
+
+// TestSignUpPerIPLimit: one network cannot make the server hash passwords
+// without bound through the sign-up form; the limit says when to retry,
+// is the same whether the address has an account or not, and spares
+// other networks.
+func TestSignUpPerIPLimit(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.IPLimit = 3 })
+	e.signUpConfirmed("owner@example.com", goodPassword)
+	farm := client("203.0.113.77", "")
+	for i := range 3 {
+		if err := e.svc.SignUp(e.ctx, fmt.Sprintf("bot%d@example.com", i), goodPassword, farm); err != nil {
+			t.Fatalf("sign-up %d: %v", i, err)
+		}
+	}
+	for _, addr := range []string{"bot9@example.com", "owner@example.com"} {
+		err := e.svc.SignUp(e.ctx, addr, goodPassword, farm)
+		if ae := wantCode(t, err, apperr.RateLimited); ae.RetryAfter <= 0 || ae.RetryAfter > 15*time.Minute {
+			t.Errorf("%s: RetryAfter = %v", addr, ae.RetryAfter)
+		}
+	}
+	if _, err := e.st.GetAccountByEmail(e.ctx, "bot9@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused sign-up created an account: %v", err)
+	}
+	if err := e.svc.SignUp(e.ctx, "neighbour@example.com", goodPassword, client("192.0.2.44", "")); err != nil {
+		t.Errorf("another network: %v", err)
+	}
 }
