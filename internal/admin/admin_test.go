@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -305,5 +306,36 @@ func TestStopWaitingCase(t *testing.T) {
 	}
 	if c := e.caseOf(id); c.State != store.RecoveryCancelled {
 		t.Fatalf("after the waiting period: %s", c.State)
+	}
+}
+
+// TestConsoleRefusesCrossSite: a page on another site cannot make a staff
+// member's browser approve a case or unlock an account (cross-site
+// request forgery), even with the staff member's cookie attached.
+func TestConsoleRefusesCrossSite(t *testing.T) {
+	e := newEnv(t)
+	user := e.create("ursula@example.com", store.RoleUser)
+	opened := e.openCase(user)
+	_, adaKey := e.staff("ada@example.com", store.RoleAdmin)
+	if err := e.srv.Accounts().Lock(t.Context(), user.acct.Email, "test", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/admin/cases/" + opened.Case.ID + "/approve", "/admin/accounts/" + user.acct.ID + "/unlock"} {
+		r := httptest.NewRequest("POST", origin+path, strings.NewReader(""))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Origin", "https://evil.example")
+		r.Header.Set("Sec-Fetch-Site", "cross-site")
+		r.AddCookie(&http.Cookie{Name: cookieName, Value: adaKey})
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden {
+			t.Errorf("cross-site POST %s: %d, want 403", path, w.Code)
+		}
+	}
+	if c := e.caseOf(opened.Case.ID); c.FirstApproverID != "" {
+		t.Error("a cross-site request approved the case")
+	}
+	if e.account(user.acct.ID).LockedAt.IsZero() {
+		t.Error("a cross-site request unlocked the account")
 	}
 }
