@@ -722,7 +722,7 @@ func (h *Handler) writeChallenge(w http.ResponseWriter, r *http.Request, ch any,
 // passkeyBegin starts a passwordless sign-in: the options let the platform
 // offer the passkeys it holds for this site.
 func (h *Handler) passkeyBegin(w http.ResponseWriter, r *http.Request) {
-	ch, err := h.mfa.BeginPasskeySignIn(r.Context())
+	ch, err := h.mfa.BeginPasskeySignIn(r.Context(), h.client(r).IP)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -90,7 +90,7 @@ func testAdapter(e *env) http.Handler {
 		reply(w, map[string]bool{"ok": true}, err)
 	})
 	mux.HandleFunc("POST /passkey/begin", func(w http.ResponseWriter, r *http.Request) {
-		ch, err := e.svc.BeginPasskeySignIn(r.Context())
+		ch, err := e.svc.BeginPasskeySignIn(r.Context(), "")
 		reply(w, ch, err)
 	})
 	mux.HandleFunc("POST /passkey/finish", func(w http.ResponseWriter, r *http.Request) {

@@ -413,9 +413,34 @@ func keyError(err error) error {
 	return apperr.Wrap(err)
 }
 
+// PasskeyBeginLimit passwordless sign-ins may be started from one network
+// per PasskeyBeginWindow (a person needs a few; a script filling the
+// ceremony table needs many).
+const (
+	PasskeyBeginLimit  = 100
+	PasskeyBeginWindow = 15 * time.Minute
+)
+
 // BeginPasskeySignIn starts a passwordless sign-in: the browser offers the
 // passkeys it holds for this site.
-func (s *Service) BeginPasskeySignIn(ctx context.Context) (Challenge, error) {
+//
+// Anyone may call it, and each call stores a ceremony until it expires, so
+// one network (ip; "" is not counted) may start PasskeyBeginLimit per
+// PasskeyBeginWindow: RateLimited after that.
+func (s *Service) BeginPasskeySignIn(ctx context.Context, ip string) (Challenge, error) {
+	if ip != "" {
+		n, err := s.counter.Incr(ctx, "passkey-begin:"+ip, 1, PasskeyBeginWindow)
+		if err != nil {
+			return Challenge{}, apperr.Wrap(err)
+		}
+		if n > PasskeyBeginLimit {
+			retry := retryAfter(s.clock.Now(), PasskeyBeginWindow)
+			e := apperr.New(apperr.RateLimited, fmt.Sprintf(
+				"Too many passkey sign-ins were started from your network. Try again in %s.", humanDuration(retry)))
+			e.RetryAfter = retry
+			return Challenge{}, e
+		}
+	}
 	opts, state, err := s.rp.BeginDiscoverableLogin()
 	if err != nil {
 		return Challenge{}, apperr.Wrap(err)

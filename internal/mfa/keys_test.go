@@ -236,7 +236,7 @@ func TestPasskeySignIn(t *testing.T) {
 	if !k.Passkey || k.Name != "Passkey" {
 		t.Fatalf("passkey %+v", k)
 	}
-	ch, err := e.svc.BeginPasskeySignIn(ctx)
+	ch, err := e.svc.BeginPasskeySignIn(ctx, "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestSecurityKeyCannotSignInAlone(t *testing.T) {
 	e := newEnv(t)
 	p := e.user(false)
 	e.addKey(p, "key", false)
-	ch, _ := e.svc.BeginPasskeySignIn(ctx)
+	ch, _ := e.svc.BeginPasskeySignIn(ctx, "192.0.2.1")
 	if _, err := e.key.Get(ch.Options); err == nil {
 		t.Fatal("a security key answered a passkey request")
 	}
@@ -284,7 +284,7 @@ func TestSecurityKeyCannotSignInAlone(t *testing.T) {
 func TestCeremonyCleanup(t *testing.T) {
 	e := newEnv(t)
 	for range 3 {
-		if _, err := e.svc.BeginPasskeySignIn(ctx); err != nil {
+		if _, err := e.svc.BeginPasskeySignIn(ctx, "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -294,5 +294,31 @@ func TestCeremonyCleanup(t *testing.T) {
 	e.clk.Advance(6 * time.Minute)
 	if n, _ := e.svc.DeleteExpiredCeremonies(ctx); n != 3 {
 		t.Errorf("deleted %d expired ceremonies, want 3", n)
+	}
+}
+
+// TestPasskeyBeginPerIPLimit: starting passwordless sign-ins needs no
+// account, and each start stores a ceremony, so one network gets
+// PasskeyBeginLimit per window; other networks are not affected and the
+// limit ends with the window.
+func TestPasskeyBeginPerIPLimit(t *testing.T) {
+	e := newEnv(t)
+	const script = "203.0.113.66"
+	for i := range mfa.PasskeyBeginLimit {
+		if _, err := e.svc.BeginPasskeySignIn(ctx, script); err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+	}
+	_, err := e.svc.BeginPasskeySignIn(ctx, script)
+	ae := wantCode(t, err, apperr.RateLimited)
+	if ae.RetryAfter <= 0 || ae.RetryAfter > mfa.PasskeyBeginWindow {
+		t.Errorf("RetryAfter = %v", ae.RetryAfter)
+	}
+	if _, err := e.svc.BeginPasskeySignIn(ctx, "192.0.2.9"); err != nil {
+		t.Errorf("another network: %v", err)
+	}
+	e.clk.Advance(ae.RetryAfter)
+	if _, err := e.svc.BeginPasskeySignIn(ctx, script); err != nil {
+		t.Errorf("next window: %v", err)
 	}
 }

@@ -322,7 +322,7 @@ func (h *Handler) passkeyBegin(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	ch, err := h.mfa.BeginPasskeySignIn(r.Context())
+	ch, err := h.mfa.BeginPasskeySignIn(r.Context(), h.client(r).IP)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
