@@ -437,7 +437,7 @@ func TestMFAPasskeySignIn(t *testing.T) {
 	}
 
 	w.clk.Advance(time.Hour)
-	ch, err := w.mfa.BeginPasskeySignIn(w.ctx)
+	ch, err := w.mfa.BeginPasskeySignIn(w.ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
