@@ -762,3 +762,40 @@ func TestStaffAccountTools(t *testing.T) {
 	_, err = e.svc.Authenticate(e.ctx, s3.Token, client("192.0.2.51", ""))
 	wantCode(t, err, apperr.Unauthorized)
 }
+
+// TestResetRequestInBackground: with Deps.Background set (as the server
+// sets it), a reset request answers before any database work for the
+// address: nothing is written when it returns, for an address with an
+// account or without, so the answer's timing cannot tell them apart. The
+// queued work then writes the link for the account only.
+func TestResetRequestInBackground(t *testing.T) {
+	var queued []func(context.Context)
+	e := newEnvWith(t, func(d *Deps) {
+		d.Background = func(task func(context.Context)) { queued = append(queued, task) }
+	})
+	e.signUpConfirmed(e.email, goodPassword)
+	before := e.mailsWith(e.email, subjReset)
+	c := client("198.51.100.7", "")
+	for _, addr := range []string{e.email, "nobody@example.com"} {
+		if err := e.svc.RequestPasswordReset(e.ctx, addr, c); err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+	}
+	if len(queued) != 2 {
+		t.Fatalf("%d tasks queued, want 2", len(queued))
+	}
+	if n := e.mailsWith(e.email, subjReset); n != before {
+		t.Fatal("the link was written before the answer")
+	}
+	// Input that is wrong whoever owns it is still answered at once.
+	wantCode(t, e.svc.RequestPasswordReset(e.ctx, "not an address", c), apperr.Invalid)
+	if len(queued) != 2 {
+		t.Fatal("an invalid address queued work")
+	}
+	for _, task := range queued {
+		task(context.Background()) // the request's context has ended by now
+	}
+	if n := e.mailsWith(e.email, subjReset); n != before+1 {
+		t.Fatalf("%d reset e-mails after the work ran, want %d", n, before+1)
+	}
+}

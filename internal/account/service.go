@@ -128,6 +128,13 @@ type Deps struct {
 	CodeKey []byte
 	// Logger receives operator diagnostics (never secrets); nil discards.
 	Logger *slog.Logger
+	// Background, when set, runs work off the request path whose timing
+	// would otherwise tell an observer something the answer does not: a
+	// password-reset request writes a link and an e-mail for an address
+	// with an account and nothing for one without. The task gets a context
+	// that outlives the request. Nil runs that work inline (tests, where
+	// errors then come back to the caller).
+	Background func(task func(ctx context.Context))
 
 	// The 2FA service (internal/mfa's Service), as sign-in and step-up see
 	// it. Each is optional; nil keeps the behaviour without 2FA settings:
@@ -168,6 +175,8 @@ type Service struct {
 	cfg     Config
 	codeKey []byte
 	log     *slog.Logger
+
+	background func(task func(ctx context.Context))
 
 	signInPolicy SignInPolicy
 	enrolment    EnrolmentPolicy
@@ -223,7 +232,7 @@ func New(d Deps) *Service {
 	return &Service{
 		store: d.Store, clock: d.Clock, rand: d.Rand, hasher: d.Hasher, policy: d.Policy,
 		mailer: d.Mailer, audit: d.Audit, counter: d.Counter, cfg: c,
-		codeKey: slices.Clone(d.CodeKey), log: log,
+		codeKey: slices.Clone(d.CodeKey), log: log, background: d.Background,
 		signInPolicy: d.SignInPolicy, enrolment: d.Enrolment, stepUp: d.StepUp, challenges: d.Challenges,
 		throttle: newThrottle(),
 		cache:    newSessionCache(),

@@ -76,6 +76,7 @@ type Server struct {
 	keys     *apiKeys // API keys and the signed API (apikeys.go)
 	recovery *recovery.Service
 	worker   *notify.Worker
+	bg       *background  // work kept off the request path
 	box      *secrets.Box // seals outbox bodies (and other secrets) at rest
 	registry *prometheus.Registry
 	handler  http.Handler
@@ -206,6 +207,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		CodeKey: codeKey,
 		Logger:  logger.With("component", "account"),
 	}
+	s.bg = newBackground(logger.With("component", "background"))
+	accountDeps.Background = s.bg.Run
 	s.mfa.accountHooks(&accountDeps)
 	// Enrolment asks mfa's policy and, once it exists, recovery's
 	// (recovery.go explains the order).
@@ -529,6 +532,9 @@ func (s *Server) sweep(ctx context.Context) {
 // than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if s.bg != nil {
+			s.bg.Close() // its tasks use the store
+		}
 		var errs []error
 		if s.redis != nil {
 			errs = append(errs, s.redis.Close())

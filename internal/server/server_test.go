@@ -482,10 +482,13 @@ func TestOutboxSealedAtRest(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("forgot: %d %s", resp.StatusCode, readBody(t, resp))
 	}
-	page := readBody(t, ts.do(t, "GET", "/dev/mailbox", "", nil))
-	m := regexp.MustCompile(`/reset\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no reset link in the mailbox:\n%s", page)
+	// The link is written just after the answer (background work).
+	var m []string
+	for deadline := time.Now().Add(5 * time.Second); m == nil; time.Sleep(10 * time.Millisecond) {
+		page := readBody(t, ts.do(t, "GET", "/dev/mailbox", "", nil))
+		if m = regexp.MustCompile(`/reset\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(page); m == nil && time.Now().After(deadline) {
+			t.Fatalf("no reset link in the mailbox:\n%s", page)
+		}
 	}
 	token := m[1]
 

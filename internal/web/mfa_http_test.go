@@ -136,16 +136,22 @@ func (s *site) mails(to string) []store.OutboxMessage {
 	return out
 }
 
-// mail returns the newest e-mail to addr with subject.
+// mail returns the newest e-mail to addr with subject. Some e-mails (a
+// password-reset link) are written by the server's background work just
+// after the answer, so it waits a little for one to appear.
 func (s *site) mail(to, subject string) store.OutboxMessage {
 	s.t.Helper()
-	for _, m := range s.mails(to) {
-		if m.Subject == subject {
-			return m
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, m := range s.mails(to) {
+			if m.Subject == subject {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no e-mail %q to %s", subject, to)
+			return store.OutboxMessage{}
 		}
 	}
-	s.t.Fatalf("no e-mail %q to %s", subject, to)
-	return store.OutboxMessage{}
 }
 
 var confirmLinkRe = regexp.MustCompile(`/confirm\?token=([A-Za-z0-9_\-]+)`)
