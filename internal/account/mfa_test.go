@@ -6,7 +6,6 @@ package account_test
 // software authenticator; the clock is fake and shared.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,25 +20,19 @@ import (
 
 	"github.com/moat-dev/moat/internal/account"
 	"github.com/moat-dev/moat/internal/apperr"
-	"github.com/moat-dev/moat/internal/audit"
 	"github.com/moat-dev/moat/internal/clock"
-	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/mfa"
 	"github.com/moat-dev/moat/internal/mfa/mfatest"
 	"github.com/moat-dev/moat/internal/mfa/totp"
-	"github.com/moat-dev/moat/internal/mfa/webauthn"
 	"github.com/moat-dev/moat/internal/mfa/webauthn/webauthntest"
-	"github.com/moat-dev/moat/internal/notify"
-	"github.com/moat-dev/moat/internal/password"
 	"github.com/moat-dev/moat/internal/ratelimit"
-	"github.com/moat-dev/moat/internal/secrets"
 	"github.com/moat-dev/moat/internal/store"
 	"github.com/moat-dev/moat/internal/store/postgres/pgtest"
 	"github.com/moat-dev/moat/internal/testenv"
 )
 
 const (
-	origin    = "http://localhost:8080"
+	origin    = mfatest.Origin
 	password1 = "tangerine velvet octopus lantern"
 	password2 = "quiet harbour copper meadow"
 	password3 = "amber lighthouse gravel tulip"
@@ -74,43 +67,9 @@ func newWorld(t *testing.T, policy mfa.Policy) *world {
 	} else {
 		st, ctr = mfatest.OpenStore(t), ratelimit.NewMemory(clk)
 	}
-	box, err := secrets.NewBox(bytes.Repeat([]byte{1}, 32), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := mfa.DefaultConfig()
-	cfg.WebAuthn = webauthn.Config{RPID: "localhost", Origins: []string{origin}}
-	cfg.Policy = policy
-	m, err := mfa.New(cfg, mfa.Deps{
-		Store: st, Clock: clk, Rand: rand.Reader, Box: box, HashKey: bytes.Repeat([]byte{2}, 32),
-		Counter: ctr, Recorder: mfatest.NewRecorder(clk),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mailer, err := notify.NewMailer(notify.MailerConfig{Brand: "moat", PublicOrigin: origin}, clk, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acfg := account.ConfigFrom(config.Default())
-	acfg.DeviceApproval = false // approval is account's own business, tested there
-	svc := account.New(account.Deps{
-		Store: st, Clock: clk, Rand: rand.Reader, Hasher: h, Mailer: mailer, Audit: audit.New(clk),
-		Counter: ctr, Config: acfg, CodeKey: bytes.Repeat([]byte{3}, 32),
-		SignInPolicy: account.SignInPolicyOf(m, mfa.FunctionSignIn),
-		Enrolment:    m,
-		StepUp:       m,
-		Challenges:   account.ChallengesOf[mfa.Challenge](),
-	})
-	for _, f := range m.Factors() {
-		svc.RegisterFactor(f)
-	}
+	sv := mfatest.NewServices(t, st, ctr, clk, policy)
 	return &world{
-		t: t, ctx: context.Background(), clk: clk, st: st, acct: svc, mfa: m,
+		t: t, ctx: context.Background(), clk: clk, st: st, acct: sv.Accounts, mfa: sv.MFA,
 		key: webauthntest.New(origin), web: account.Client{IP: "192.0.2.10", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", Kind: "web"},
 	}
 }

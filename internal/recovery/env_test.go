@@ -1,13 +1,11 @@
 package recovery_test
 
 // The recovery service over the real store, with the real account and 2FA
-// services wired as the server wires them (copied from
-// internal/account/mfa_test.go): a person signs in with a password and an
-// authenticator app, loses the app, opens a case; staff review it; the
-// fake clock runs the waiting period.
+// services wired as the server wires them (mfatest.NewServices): a person
+// signs in with a password and an authenticator app, loses the app, opens a
+// case; staff review it; the fake clock runs the waiting period.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,13 +22,10 @@ import (
 	"github.com/moat-dev/moat/internal/apperr"
 	"github.com/moat-dev/moat/internal/audit"
 	"github.com/moat-dev/moat/internal/clock"
-	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/mfa"
 	"github.com/moat-dev/moat/internal/mfa/mfatest"
 	"github.com/moat-dev/moat/internal/mfa/totp"
-	"github.com/moat-dev/moat/internal/mfa/webauthn"
 	"github.com/moat-dev/moat/internal/notify"
-	"github.com/moat-dev/moat/internal/password"
 	"github.com/moat-dev/moat/internal/ratelimit"
 	"github.com/moat-dev/moat/internal/recovery"
 	"github.com/moat-dev/moat/internal/recovery/recoverytest"
@@ -42,7 +37,7 @@ import (
 )
 
 const (
-	origin    = "http://localhost:8080"
+	origin    = mfatest.Origin
 	password1 = "tangerine velvet octopus lantern"
 )
 
@@ -85,38 +80,8 @@ func newWorld(t *testing.T) *world {
 		t.Cleanup(func() { sq.Close() })
 		w.st, w.ctr = sq, ratelimit.NewMemory(clk)
 	}
-	var err error
-	if w.box, err = secrets.NewBox(bytes.Repeat([]byte{1}, 32), rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	cfg := mfa.DefaultConfig()
-	cfg.WebAuthn = webauthn.Config{RPID: "localhost", Origins: []string{origin}}
-	if w.mfa, err = mfa.New(cfg, mfa.Deps{
-		Store: w.st, Clock: clk, Rand: rand.Reader, Box: w.box, HashKey: bytes.Repeat([]byte{2}, 32),
-		Counter: w.ctr, Recorder: mfatest.NewRecorder(clk),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.mailer, err = notify.NewMailer(notify.MailerConfig{Brand: "moat", PublicOrigin: origin}, clk, rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	acfg := account.ConfigFrom(config.Default())
-	acfg.DeviceApproval = false
-	w.acct = account.New(account.Deps{
-		Store: w.st, Clock: clk, Rand: rand.Reader, Hasher: h, Mailer: w.mailer, Audit: audit.New(clk),
-		Counter: w.ctr, Config: acfg, CodeKey: bytes.Repeat([]byte{3}, 32),
-		SignInPolicy: account.SignInPolicyOf(w.mfa, mfa.FunctionSignIn),
-		Enrolment:    w.mfa,
-		StepUp:       w.mfa,
-		Challenges:   account.ChallengesOf[mfa.Challenge](),
-	})
-	for _, f := range w.mfa.Factors() {
-		w.acct.RegisterFactor(f)
-	}
+	sv := mfatest.NewServices(t, w.st, w.ctr, clk, mfa.DefaultConfig().Policy)
+	w.acct, w.mfa, w.mailer, w.box = sv.Accounts, sv.MFA, sv.Mailer, sv.Box
 	w.rec = w.newService()
 	return w
 }
