@@ -627,10 +627,16 @@ func (s *Service) GetUser(ctx context.Context, accountID string) (store.Account,
 const maxAuditTrail = 1000
 
 // AuditTrail returns the account's audit events, newest first (at most
-// limit, 0 meaning 200, never more than 1000), for staff.
-func (s *Service) AuditTrail(ctx context.Context, accountID string, limit int) ([]store.AuditEvent, error) {
+// limit, 0 meaning 200, never more than 1000), for the staff member viewer
+// (an account ID). Looking is on the record too: the view is audited
+// ("staff.viewed_account", actor viewer) before the trail is read, so it
+// heads the list it returns. The owner's activity page does not show it.
+func (s *Service) AuditTrail(ctx context.Context, accountID, viewer string, limit int) ([]store.AuditEvent, error) {
 	if accountID == "" {
 		return nil, errNoAccount()
+	}
+	if err := s.recordActor(ctx, s.store, "staff.viewed_account", accountID, viewer, nil); err != nil {
+		return nil, err
 	}
 	if limit <= 0 {
 		limit = 200

@@ -735,19 +735,31 @@ func TestStaffAccountTools(t *testing.T) {
 		wantCode(t, err, apperr.NotFound)
 	}
 
-	trail, err := e.svc.AuditTrail(e.ctx, a.ID, 0)
-	if err != nil || len(trail) == 0 || trail[0].Type != "session.revoked_all" || trail[0].ActorID != "staff:42" {
+	// Reading the trail is itself on it, first, with who read it; then
+	// the staff revocation.
+	trail, err := e.svc.AuditTrail(e.ctx, a.ID, "staff:43", 0)
+	if err != nil || len(trail) < 2 || trail[0].Type != "staff.viewed_account" || trail[0].ActorID != "staff:43" ||
+		trail[1].Type != "session.revoked_all" || trail[1].ActorID != "staff:42" {
 		t.Fatalf("AuditTrail = %+v, %v", trail, err)
+	}
+	if acts, err := e.svc.RecentActivity(e.ctx, Principal{Account: a}, 50); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, act := range acts {
+			if act.Type == "staff.viewed_account" {
+				t.Error("the owner's activity lists a staff view")
+			}
+		}
 	}
 	for i := 1; i < len(trail); i++ {
 		if trail[i].Seq >= trail[i-1].Seq {
 			t.Fatal("not newest first")
 		}
 	}
-	if trail, _ := e.svc.AuditTrail(e.ctx, a.ID, 2); len(trail) != 2 {
+	if trail, _ := e.svc.AuditTrail(e.ctx, a.ID, "staff:43", 2); len(trail) != 2 {
 		t.Errorf("limit 2: %d events", len(trail))
 	}
-	_, err = e.svc.AuditTrail(e.ctx, "", 0)
+	_, err = e.svc.AuditTrail(e.ctx, "", "staff:43", 0)
 	wantCode(t, err, apperr.NotFound)
 
 	// DropSessions: a revocation made elsewhere is seen at once.

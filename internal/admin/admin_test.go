@@ -78,6 +78,10 @@ func TestAccountActions(t *testing.T) {
 	expect(t, e.get("/admin/accounts?q=nobody", samKey), http.StatusOK, "No account")
 
 	expect(t, e.get(acctURL, samKey), http.StatusOK, "bob@example.com", "Not locked", `action="`+acctURL+`/lock"`)
+	// Looking is on the record, with who looked.
+	if evs := e.audit(bob.acct.ID, "staff.viewed_account"); len(evs) != 1 || evs[0].ActorID != sam.acct.ID {
+		t.Errorf("account view audited as %+v, want one by %s", evs, sam.acct.ID)
+	}
 
 	// A lock needs a reason.
 	expect(t, e.post(acctURL+"/lock", samKey, url.Values{"reason": {"  "}}), http.StatusBadRequest, "Write why")

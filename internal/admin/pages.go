@@ -280,7 +280,7 @@ func (h *Handler) showAccount(w http.ResponseWriter, r *http.Request, staff acco
 		h.fail(w, r, &staff.Account, "Account", err)
 		return
 	}
-	trail, err := h.accounts.AuditTrail(ctx, a.ID, auditLimit)
+	trail, err := h.accounts.AuditTrail(ctx, a.ID, staff.Account.ID, auditLimit)
 	if err != nil {
 		h.fail(w, r, &staff.Account, "Account", err)
 		return

@@ -245,6 +245,9 @@ var errApprovedTwice = apperr.New(apperr.Conflict,
 
 var errStaffOnly = apperr.New(apperr.Forbidden, "Only support staff can work recovery cases.")
 
+var errStaffCase = apperr.New(apperr.Forbidden,
+	"This case is about a staff account: only admins can approve it.")
+
 func errNotOpen(rc store.RecoveryCase) error {
 	return apperr.Errorf(apperr.Conflict, "Case %s is %s, no longer open for review.", rc.Reference, rc.State)
 }

@@ -357,6 +357,8 @@ func TestOnPostgresAndRedis(t *testing.T) {
 		{"Restart", TestRestart},
 		{"Review", TestReview},
 		{"DocumentSealed", TestDocumentSealed},
+		{"Stop", TestStop},
+		{"StaffAccountCase", TestStaffAccountCase},
 	} {
 		t.Run(tc.name, tc.fn)
 	}

@@ -854,3 +854,36 @@ func TestStop(t *testing.T) {
 		t.Fatalf("after the waiting period: %s", c.State)
 	}
 }
+
+// TestStaffAccountCase: a case about a staff account hands over a key to
+// the console, so support agents cannot approve it, not even the second
+// time round; two admins can. A refused approval leaves the case as it was.
+func TestStaffAccountCase(t *testing.T) {
+	w := newWorld(t)
+	p := w.user("agent@moat.test", store.RoleSupport)
+	o := w.open(p)
+	support := w.staffOnce("s1@moat.test")
+	a1 := w.staff("admin1@moat.test", store.RoleAdmin)
+	a2 := w.staff("admin2@moat.test", store.RoleAdmin)
+
+	_, err := w.rec.Approve(w.ctx, support, o.Case.ID, w.web)
+	if ae := wantCode(t, err, apperr.Forbidden); !strings.Contains(ae.Message, "only admins") {
+		t.Errorf("message %q", ae.Message)
+	}
+	if rc := w.getCase(o.Case.ID); rc.FirstApproverID != "" || rc.State != store.RecoveryOpen {
+		t.Fatalf("the refused approval was kept: %+v", rc)
+	}
+	if _, err := w.rec.Approve(w.ctx, a1, o.Case.ID, w.web); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.rec.Approve(w.ctx, support, o.Case.ID, w.web)
+	wantCode(t, err, apperr.Forbidden)
+	c, err := w.rec.Approve(w.ctx, a2, o.Case.ID, w.web)
+	if err != nil || c.State != store.RecoveryWaiting {
+		t.Fatalf("two admins: %+v, %v", c, err)
+	}
+	// Support may still stop it (the safe direction).
+	if _, err := w.rec.Stop(w.ctx, support, o.Case.ID, "the agent is at their desk with their key", w.web); err != nil {
+		t.Fatalf("support stopping a staff case: %v", err)
+	}
+}

@@ -369,8 +369,9 @@ func (s *Service) Document(ctx context.Context, staff account.Principal, caseID 
 // Approve records staff's approval. The first approval leaves the case
 // open; the second, by a different staff member, starts the waiting
 // period (recovery_approved e-mail). Conflict when this staff member
-// approved already, or the case is not open; Forbidden for non-staff and
-// for a staff member approving a case about their own account.
+// approved already, or the case is not open; Forbidden for non-staff, for
+// a staff member approving a case about their own account, and for a
+// support agent approving a case about a staff account (admins only).
 func (s *Service) Approve(ctx context.Context, staff account.Principal, caseID string, c account.Client) (CaseView, error) {
 	if err := requireStaff(staff); err != nil {
 		return CaseView{}, err
@@ -404,13 +405,19 @@ func (s *Service) Approve(ctx context.Context, staff account.Principal, caseID s
 		if err != nil {
 			return err
 		}
+		a, err := tx.GetAccount(ctx, out.AccountID)
+		if err != nil {
+			return err
+		}
+		if a.Role != store.RoleUser && staff.Account.Role != store.RoleAdmin {
+			// A staff account opens the console: handing one to whoever
+			// asked takes admins, not two support agents. (The error rolls
+			// the approval back.)
+			return errStaffCase
+		}
 		approval := 1
 		if out.State == store.RecoveryWaiting {
 			approval = 2
-			a, err := tx.GetAccount(ctx, out.AccountID)
-			if err != nil {
-				return err
-			}
 			link, err := s.cancelLink(ctx, tx, out, now)
 			if err != nil {
 				return err
