@@ -27,8 +27,10 @@ const (
 	earliestMonth = "2000-01"
 )
 
-// maxReason bounds a rejection reason.
-const maxReason = 500
+// maxReason bounds a staff member's reason: the owner reads a rejection's
+// reason in an e-mail, whose values the mailer keeps to 200 characters,
+// and a reason cut short there would say less than staff wrote.
+const maxReason = 200
 
 // cleanAnswers trims every answer and checks it; the first problem is
 // returned as Invalid with the answer's JSON name as Field.

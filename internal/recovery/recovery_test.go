@@ -340,7 +340,7 @@ func TestReject(t *testing.T) {
 	if _, err := w.rec.Approve(w.ctx, s1, o.Case.ID, w.web); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []string{"", "   ", strings.Repeat("x", 501)} {
+	for _, r := range []string{"", "   ", strings.Repeat("x", 201)} {
 		_, err := w.rec.Reject(w.ctx, s1, o.Case.ID, r, w.web)
 		if ae := wantCode(t, err, apperr.Invalid); ae.Field != "reason" {
 			t.Errorf("field %q", ae.Field)
