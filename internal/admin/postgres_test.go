@@ -19,11 +19,12 @@ import (
 func TestConsoleOnTwoNodes(t *testing.T) {
 	testenv.PostgresDSN(t)
 	redisAddr := testenv.RedisAddr(t)
+	redisPrefix := testenv.RedisKeyPrefix(t)
 	dsn := pgtest.NewDB(t).DSN(t)
 	shared := func(c *config.Config) {
 		c.Database.Driver = "postgres"
 		c.Database.DSN = dsn
-		c.Redis.Addr = redisAddr
+		c.Redis.Addr, c.Redis.KeyPrefix = redisAddr, redisPrefix
 		c.Secrets.EncryptionKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	}
 	a := newEnv(t, shared)

@@ -57,6 +57,10 @@ type Redis struct {
 	Addr     string `toml:"addr"`
 	Password string `toml:"password"`
 	DB       int    `toml:"db"`
+	// KeyPrefix starts every key moat writes ("moat:"), so that several
+	// deployments (or test runs) can share one Redis without sharing
+	// counters.
+	KeyPrefix string `toml:"key_prefix"`
 }
 
 // Secrets configures encryption at rest.
@@ -133,6 +137,7 @@ func Default() Config {
 		DataDir:  "moat-data",
 		Brand:    "moat",
 		Database: Database{Driver: "sqlite"},
+		Redis:    Redis{KeyPrefix: "moat:"},
 		SMTP:     SMTP{Port: 587, TLS: "starttls"},
 		Security: Security{
 			SessionIdle:          30 * time.Minute,

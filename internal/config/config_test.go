@@ -225,6 +225,8 @@ func TestValidate(t *testing.T) {
 		{"smtp from with a name", func(c *Config) { c.SMTP.Host = "mail.example.com"; c.SMTP.From = "Moat <a@example.com>" }, "smtp.from"},
 		{"smtp credentials in clear", func(c *Config) { c.SMTP.Host = "localhost"; c.SMTP.TLS = "none"; c.SMTP.Username = "u" }, "smtp.username"},
 		{"redis addr", func(c *Config) { c.Redis.Addr = "redis" }, "redis.addr"},
+		{"redis key prefix empty", func(c *Config) { c.Redis.Addr, c.Redis.KeyPrefix = "redis:6379", "" }, "redis.key_prefix"},
+		{"redis key prefix with a brace", func(c *Config) { c.Redis.Addr, c.Redis.KeyPrefix = "redis:6379", "moat{a}:" }, "redis.key_prefix"},
 		{"body limit", func(c *Config) { c.HTTP.MaxBodyBytes = 0 }, "http.max_body_bytes"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},

@@ -43,6 +43,7 @@ var settings = []setting{
 	{"redis.addr", "MOAT_REDIS_ADDR", "redis-addr", "host:port of Redis for rate-limit counters shared by every node (default: in memory)"},
 	{"redis.password", "MOAT_REDIS_PASSWORD", "", "Redis password"},
 	{"redis.db", "MOAT_REDIS_DB", "", "Redis database number"},
+	{"redis.key_prefix", "MOAT_REDIS_KEY_PREFIX", "", "prefix of every Redis key moat writes, to share one Redis between deployments"},
 	{"secrets.encryption_key", "MOAT_ENCRYPTION_KEY", "", "base64 32-byte master key (default: generated into <data_dir>/encryption.key)"},
 	{"smtp.host", "MOAT_SMTP_HOST", "", "SMTP relay host; empty: e-mail only goes to the dev mailbox"},
 	{"smtp.port", "MOAT_SMTP_PORT", "", "SMTP port"},

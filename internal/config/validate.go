@@ -117,6 +117,10 @@ func (c Config) Validate() error {
 	if c.Redis.DB < 0 {
 		ps.add("redis.db", "must not be negative")
 	}
+	if p := c.Redis.KeyPrefix; c.Redis.Addr != "" && (p == "" || strings.ContainsAny(p, "{} \t\r\n")) {
+		// Braces would break the cluster hash tags the nonce keys use.
+		ps.add("redis.key_prefix", "%q: must be non-empty, without spaces or braces", p)
+	}
 
 	if c.Secrets.EncryptionKey != "" {
 		if _, err := secrets.ParseKey(c.Secrets.EncryptionKey); err != nil {

@@ -133,8 +133,8 @@ func buildAPIKeys(d apiKeyDeps) (*apiKeys, error) {
 	var nonces nonce.Tracker
 	var counters nonce.Counter
 	if d.redis != nil {
-		nonces = nonce.NewRedis(d.redis, "moat:", ac.NonceMaxSeen)
-		counters = nonce.NewRedisCounter(d.redis, "moat:")
+		nonces = nonce.NewRedis(d.redis, d.cfg.Redis.KeyPrefix, ac.NonceMaxSeen)
+		counters = nonce.NewRedisCounter(d.redis, d.cfg.Redis.KeyPrefix)
 	} else {
 		nonces = nonce.NewMemory(ac.NonceMaxSeen)
 		counters = nonce.NewMemoryCounter()

@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		if err := s.redis.Ping(pingCtx).Err(); err != nil {
 			return nil, fmt.Errorf("redis %s: %w", cfg.Redis.Addr, err)
 		}
-		counter = ratelimit.NewRedis(s.redis, o.clock, "moat:rl:")
+		counter = ratelimit.NewRedis(s.redis, o.clock, cfg.Redis.KeyPrefix+"rl:")
 	}
 
 	// Services. Two-factor authentication first: the account service's

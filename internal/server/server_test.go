@@ -378,7 +378,7 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 
 func TestRedisCounters(t *testing.T) {
 	addr := testenv.RedisAddr(t)
-	ts := start(t, testConfig(t, func(c *config.Config) { c.Redis.Addr = addr }))
+	ts := start(t, testConfig(t, func(c *config.Config) { c.Redis.Addr, c.Redis.KeyPrefix = addr, testenv.RedisKeyPrefix(t) }))
 	if resp := ts.do(t, "GET", "/readyz", "", nil); resp.StatusCode != 200 {
 		t.Errorf("readyz with redis: %d", resp.StatusCode)
 	}
@@ -391,7 +391,7 @@ func TestUnreachableRedisFailsStart(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	_, err = New(context.Background(), testConfig(t, func(c *config.Config) { c.Redis.Addr = addr }), nil)
+	_, err = New(context.Background(), testConfig(t, func(c *config.Config) { c.Redis.Addr, c.Redis.KeyPrefix = addr, testenv.RedisKeyPrefix(t) }), nil)
 	if err == nil || !strings.Contains(err.Error(), "redis") {
 		t.Errorf("New with unreachable redis: %v", err)
 	}
@@ -428,11 +428,12 @@ func TestInjectedClockAndRand(t *testing.T) {
 func TestTwoNodesOnPostgres(t *testing.T) {
 	testenv.PostgresDSN(t)
 	redisAddr := testenv.RedisAddr(t)
+	redisPrefix := testenv.RedisKeyPrefix(t)
 	dsn := pgtest.NewDB(t).DSN(t)
 	shared := func(c *config.Config) {
 		c.Database.Driver = "postgres"
 		c.Database.DSN = dsn
-		c.Redis.Addr = redisAddr
+		c.Redis.Addr, c.Redis.KeyPrefix = redisAddr, redisPrefix
 		c.Secrets.EncryptionKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 		c.Dev = true // the dev mailbox reads the shared outbox
 		c.Security.DeviceApproval = false

@@ -6,6 +6,8 @@
 package testenv
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"testing"
 )
@@ -46,4 +48,16 @@ func Chromium(t testing.TB) string {
 // Oathtool returns the path of oathtool, the reference TOTP client.
 func Oathtool(t testing.TB) string {
 	return Lookup(t, "MOAT_TEST_OATHTOOL", "TOTP client tests", "/usr/bin/oathtool")
+}
+
+// RedisKeyPrefix returns a key prefix no other test run uses, so that
+// tests sharing the machine's Redis never see each other's counters (a
+// rate limit reached by an earlier run would fail a later one). Every node
+// of one test must use the same prefix.
+func RedisKeyPrefix(t testing.TB) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "moat-test:" + hex.EncodeToString(b[:]) + ":"
 }

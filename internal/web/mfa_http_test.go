@@ -598,10 +598,11 @@ func TestTwoFactorSettingsAndMandatoryEnrolment(t *testing.T) {
 func TestTwoFactorOnTwoNodes(t *testing.T) {
 	testenv.PostgresDSN(t)
 	redisAddr := testenv.RedisAddr(t)
+	redisPrefix := testenv.RedisKeyPrefix(t)
 	dsn := pgtest.NewDB(t).DSN(t)
 	shared := func(c *config.Config) {
 		c.Database.Driver, c.Database.DSN = "postgres", dsn
-		c.Redis.Addr = redisAddr
+		c.Redis.Addr, c.Redis.KeyPrefix = redisAddr, redisPrefix
 		c.Secrets.EncryptionKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 		c.Dev = true
 	}
