@@ -7,16 +7,12 @@ package account_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/moat-dev/moat/internal/account"
 	"github.com/moat-dev/moat/internal/apperr"
@@ -455,15 +451,9 @@ func TestMFAStepUpForPasswordChange(t *testing.T) {
 func TestMFAOnPostgresAndRedis(t *testing.T) {
 	testenv.PostgresDSN(t)
 	db := pgtest.NewDB(t)
-	addr := testenv.RedisAddr(t)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testenv.Redis(t)
 	backends = func(t *testing.T, clk clock.Clock) (store.Store, ratelimit.Counter) {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			t.Fatal(err)
-		}
-		return db.Open(t), ratelimit.NewRedis(rdb, clk, "moat-test:"+hex.EncodeToString(b[:])+":")
+		return db.Open(t), ratelimit.NewRedis(rdb, clk, testenv.RedisKeyPrefix(t))
 	}
 	t.Cleanup(func() { backends = nil })
 	for name, fn := range map[string]func(*testing.T){

@@ -1,12 +1,7 @@
 package account
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/moat-dev/moat/internal/clock"
 	"github.com/moat-dev/moat/internal/ratelimit"
@@ -21,19 +16,10 @@ import (
 func TestOnPostgresAndRedis(t *testing.T) {
 	testenv.PostgresDSN(t) // skips, or fails under MOAT_TEST_REQUIRE=1
 	db := pgtest.NewDB(t)
-	addr := testenv.RedisAddr(t)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis %s: %v", addr, err)
-	}
+	rdb := testenv.Redis(t)
 	backend.store = func(t testing.TB) store.Store { return db.Open(t) }
 	backend.counter = func(t testing.TB, clk clock.Clock) ratelimit.Counter {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			t.Fatal(err)
-		}
-		return ratelimit.NewRedis(rdb, clk, "moat-test:"+hex.EncodeToString(b[:])+":")
+		return ratelimit.NewRedis(rdb, clk, testenv.RedisKeyPrefix(t))
 	}
 	t.Cleanup(func() { backend.store, backend.counter = nil, nil })
 

@@ -30,7 +30,7 @@ func TestMemory(t *testing.T) {
 }
 
 func TestRedis(t *testing.T) {
-	client := redisClient(t)
+	client := testenv.Redis(t)
 	runSuite(t, func(t *testing.T, clk clock.Clock) Counter {
 		return NewRedis(client, clk, testPrefix(t, client))
 	})
@@ -129,7 +129,7 @@ func runSuite(t *testing.T, newCounter newCounterFunc) {
 }
 
 func TestRedisNodesShareCounts(t *testing.T) {
-	client := redisClient(t)
+	client := testenv.Redis(t)
 	// Two nodes: separate connections, separate clocks that agree.
 	other := redis.NewClient(&redis.Options{Addr: client.Options().Addr})
 	t.Cleanup(func() { other.Close() })
@@ -148,7 +148,7 @@ func TestRedisNodesShareCounts(t *testing.T) {
 }
 
 func TestRedisKeysExpire(t *testing.T) {
-	client := redisClient(t)
+	client := testenv.Redis(t)
 	prefix := testPrefix(t, client)
 	c := NewRedis(client, clock.NewFake(start), prefix)
 	mustIncr(t, c, "e", 1, time.Minute, 1)
@@ -210,19 +210,6 @@ func mustCount(t *testing.T, c Counter, key string, w time.Duration, want int64)
 	if got != want {
 		t.Fatalf("Count(%q) = %d, want %d", key, got, want)
 	}
-}
-
-// redisClient connects to MOAT_TEST_REDIS_ADDR or skips the test (fails
-// under MOAT_TEST_REQUIRE=1).
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	addr := testenv.RedisAddr(t)
-	client := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { client.Close() })
-	if err := client.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", addr, err)
-	}
-	return client
 }
 
 // testPrefix returns a random key prefix and deletes its keys when the test

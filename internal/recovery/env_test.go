@@ -8,15 +8,12 @@ package recovery_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/moat-dev/moat/internal/account"
 	"github.com/moat-dev/moat/internal/apperr"
@@ -320,18 +317,9 @@ func wantCode(t *testing.T, err error, code apperr.Code) *apperr.Error {
 func TestOnPostgresAndRedis(t *testing.T) {
 	testenv.PostgresDSN(t)
 	db := pgtest.NewDB(t)
-	addr := testenv.RedisAddr(t)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis %s: %v", addr, err)
-	}
+	rdb := testenv.Redis(t)
 	backends = func(t *testing.T, clk clock.Clock) (store.Store, ratelimit.Counter) {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			t.Fatal(err)
-		}
-		return db.Open(t), ratelimit.NewRedis(rdb, clk, "moat-test:"+hex.EncodeToString(b[:])+":")
+		return db.Open(t), ratelimit.NewRedis(rdb, clk, testenv.RedisKeyPrefix(t))
 	}
 	t.Cleanup(func() { backends = nil })
 	for _, tc := range []struct {

@@ -6,10 +6,13 @@
 package testenv
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Lookup returns the value of the environment variable name, or skips (or,
@@ -60,4 +63,19 @@ func RedisKeyPrefix(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return "moat-test:" + hex.EncodeToString(b[:]) + ":"
+}
+
+// Redis connects to the Redis at MOAT_TEST_REDIS_ADDR (skipping, or
+// failing under MOAT_TEST_REQUIRE=1, when it is not set), checks that it
+// answers, and closes the client when the test ends. Give each test its
+// keys of its own with RedisKeyPrefix.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	addr := RedisAddr(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("redis at %s: %v", addr, err)
+	}
+	return rdb
 }
