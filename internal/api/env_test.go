@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,15 +17,11 @@ import (
 	"github.com/moat-dev/moat/internal/account"
 	"github.com/moat-dev/moat/internal/api"
 	"github.com/moat-dev/moat/internal/apperr"
-	"github.com/moat-dev/moat/internal/audit"
 	"github.com/moat-dev/moat/internal/clock"
-	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/httpx"
 	"github.com/moat-dev/moat/internal/notify"
-	"github.com/moat-dev/moat/internal/password"
-	"github.com/moat-dev/moat/internal/ratelimit"
 	"github.com/moat-dev/moat/internal/recovery"
-	"github.com/moat-dev/moat/internal/secrets"
+	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 	"github.com/moat-dev/moat/internal/store/sqlite"
 )
 
@@ -46,38 +41,10 @@ const testPassword = "lantern-quarry-velvet-42"
 
 func newEnv(t *testing.T, factors ...account.Factor) *env {
 	t.Helper()
-	st, err := sqlite.OpenAndMigrate(t.Context(), filepath.Join(t.TempDir(), "moat.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	clk := clock.NewFake(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 	srv := httptest.NewUnstartedServer(nil)
 	origin := "http://" + srv.Listener.Addr().String()
-	hasher, err := password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mailer, err := notify.NewMailer(notify.MailerConfig{Brand: "moat", PublicOrigin: origin}, clk, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := account.New(account.Deps{
-		Store: st, Clock: clk, Rand: rand.Reader, Hasher: hasher, Policy: password.DefaultPolicy("moat"),
-		Mailer: mailer, Audit: audit.New(clk), Counter: ratelimit.NewMemory(clk),
-		Config: account.ConfigFrom(config.Default()), CodeKey: bytes.Repeat([]byte{7}, 32),
-	})
-	for _, f := range factors {
-		svc.RegisterFactor(f)
-	}
-	box, err := secrets.NewBox(bytes.Repeat([]byte{9}, 32), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := recovery.New(recovery.Deps{
-		Store: st, Clock: clk, Rand: rand.Reader, Box: box, Mailer: mailer,
-		Audit: audit.New(clk), Counter: ratelimit.NewMemory(clk), Accounts: svc,
-	})
+	sv := recoverytest.NewServices(t, origin, factors...)
+	st, clk, svc, rec := sv.Store, sv.Clock, sv.Accounts, sv.Recovery
 	apiMux := http.NewServeMux()
 	api.New(api.Deps{Accounts: svc, Recovery: rec}).Register(apiMux)
 	mux := http.NewServeMux()
