@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/moat-dev/moat/internal/clock"
 	"github.com/moat-dev/moat/internal/config"
 	"github.com/moat-dev/moat/internal/notify"
+	"github.com/moat-dev/moat/internal/notify/mailtest"
 	"github.com/moat-dev/moat/internal/password"
 	"github.com/moat-dev/moat/internal/ratelimit"
 	"github.com/moat-dev/moat/internal/store"
@@ -184,23 +184,12 @@ const (
 // linkToken extracts the token of the link to path in body.
 func linkToken(t testing.TB, body, path string) string {
 	t.Helper()
-	re := regexp.MustCompile(regexp.QuoteMeta("https://moat.test"+path+"?token=") + `([A-Za-z0-9_%-]+)`)
-	m := re.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("no %s link in:\n%s", path, body)
-	}
-	return m[1]
+	return mailtest.LinkToken(t, body, "https://moat.test"+path)
 }
-
-var codeRe = regexp.MustCompile(`(?m)^\s+(\d{6})\s*$`)
 
 func mailCode(t testing.TB, body string) string {
 	t.Helper()
-	m := codeRe.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("no code in:\n%s", body)
-	}
-	return m[1]
+	return mailtest.Code(t, body)
 }
 
 // signUpConfirmed makes a confirmed account through the public flow.

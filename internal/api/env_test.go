@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/moat-dev/moat/internal/clock"
 	"github.com/moat-dev/moat/internal/httpx"
 	"github.com/moat-dev/moat/internal/notify"
+	"github.com/moat-dev/moat/internal/notify/mailtest"
 	"github.com/moat-dev/moat/internal/recovery"
 	"github.com/moat-dev/moat/internal/recovery/recoverytest"
 	"github.com/moat-dev/moat/internal/store/sqlite"
@@ -175,22 +175,12 @@ func (e *env) lastMail(addr string) string {
 
 func (e *env) link(body, path string) string {
 	e.t.Helper()
-	m := regexp.MustCompile(regexp.QuoteMeta(e.origin+path+"?token=") + `([A-Za-z0-9_\-]+)`).FindStringSubmatch(body)
-	if m == nil {
-		e.t.Fatalf("no %s link in e-mail:\n%s", path, body)
-	}
-	return m[1]
+	return mailtest.LinkToken(e.t, body, e.origin+path)
 }
-
-var codeRe = regexp.MustCompile(`(?m)^\s+(\d{6})\s*$`)
 
 func (e *env) code(body string) string {
 	e.t.Helper()
-	m := codeRe.FindStringSubmatch(body)
-	if m == nil {
-		e.t.Fatalf("no code in e-mail:\n%s", body)
-	}
-	return m[1]
+	return mailtest.Code(e.t, body)
 }
 
 // signUp creates and confirms an account through the API.

@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/moat-dev/moat/internal/mfa/mfatest"
 	"github.com/moat-dev/moat/internal/mfa/totp"
 	"github.com/moat-dev/moat/internal/notify"
+	"github.com/moat-dev/moat/internal/notify/mailtest"
 	"github.com/moat-dev/moat/internal/ratelimit"
 	"github.com/moat-dev/moat/internal/recovery"
 	"github.com/moat-dev/moat/internal/recovery/recoverytest"
@@ -296,12 +296,7 @@ const (
 // linkToken extracts the token of the link to path in body.
 func linkToken(t testing.TB, body, path string) string {
 	t.Helper()
-	re := regexp.MustCompile(regexp.QuoteMeta(origin+path+"?token=") + `([A-Za-z0-9_%-]+)`)
-	m := re.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("no %s link in:\n%s", path, body)
-	}
-	return m[1]
+	return mailtest.LinkToken(t, body, origin+path)
 }
 
 func wantCode(t *testing.T, err error, code apperr.Code) *apperr.Error {
